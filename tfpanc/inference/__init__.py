@@ -1,0 +1,1 @@
+"""tfpanc.inference."""
