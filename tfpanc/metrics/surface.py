@@ -24,10 +24,11 @@ Definitions (``A`` the prediction, ``B`` the label, spacing-aware throughout):
   (``GetAverageHausdorffDistance``) and Taha & Hanbury's EvaluateSegmentation
   tool compute under that name (both average the two directions; the 2015
   paper's formula takes their max). It is also the scale of Cai et al.'s AVD:
-  on real MSD pancreas labels the ground-truth neighbouring-slice AVD is
-  0.43 +- 1.35 mm with this definition (paper, NIH CT: 0.35 +- 0.94 mm) but
-  1.55 +- 1.96 mm over surface voxels, which would make their 0.5 mm
-  "abnormal shape change" threshold meaningless.
+  over 626 pairs of non-empty neighbouring slices of 18 real MSD Task07
+  pancreas labels (1.25-2.5 mm slices) the ground-truth slice AVD is
+  0.43 +- 1.35 mm with this definition (paper, NIH CT, ~2 mm slices:
+  0.35 +- 0.94 mm) but 1.55 +- 1.96 mm over surface voxels, which would make
+  their 0.5 mm "abnormal shape change" threshold flag most normal slices.
 * ``avd_surface``: the same formula over surface voxels (close to ASSD).
 * ``slice_avd``: the 2D ``avd`` between consecutive axial slices ``k`` and
   ``k + 1`` (axis 2), with the in-plane spacing; Cai et al.'s shape-continuity
@@ -49,6 +50,8 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
+
+from tfpanc.metrics.overlap import bounding_box
 
 
 def _as_mask(mask):
@@ -77,17 +80,12 @@ def union_crop(a, b, margin=1):
     >>> union_crop(a, a)
     (slice(1, 4, None), slice(1, 4, None))
     """
-    # find_objects does the bounding box in one C pass over the array.
-    boxes = [ndimage.find_objects(m.view(np.uint8))
-             for m in (_as_mask(a), _as_mask(b)) if m.any()]
-    boxes = [bx[0] for bx in boxes if bx]
-    if not boxes:
+    a, b = _as_mask(a), _as_mask(b)
+    box = bounding_box(a | b)
+    if box is None:
         return None
-    shape = np.shape(a)
-    return tuple(
-        slice(max(0, min(bx[d].start for bx in boxes) - margin),
-              min(shape[d], max(bx[d].stop for bx in boxes) + margin))
-        for d in range(len(shape)))
+    return tuple(slice(max(0, lo - margin), min(n, hi + margin))
+                 for (lo, hi), n in zip(box, a.shape))
 
 
 def surface_mask(mask):
@@ -172,7 +170,8 @@ def voxel_distances(pred, label, spacing):
     crop = union_crop(pred, label)
     if crop is None:
         return np.zeros(0), np.zeros(0)
-    return _directed(pred[crop], label[crop], sampling), _directed(label[crop], pred[crop], sampling)
+    p, l = pred[crop], label[crop]
+    return _directed(p, l, sampling), _directed(l, p, sampling)
 
 
 def distance_summary(pred_to_label, label_to_pred, percentile=95.0):
