@@ -4,7 +4,8 @@ Each case is converted once (by ``python -m tfpanc.data.prepare``) into::
 
     ROOT/cache.json                  dataset name, modality, case ids
     ROOT/splits.json                 the persisted 4-fold cross-validation
-    ROOT/cases/<id>/image.npy        int16 HU (CT) or float32 (MRI), [x, y, z] RAS+
+    ROOT/cases/<id>/image.npy        int16 HU (CT) or float32 (MRI), [x, y, z] RAS+,
+                                     Fortran order (axial slices contiguous)
     ROOT/cases/<id>/label.npy        uint8 0/1 pancreas (absent for unlabelled cases)
     ROOT/cases/<id>/meta.json        spacing, geometry, shape, pancreas box, volume,
                                      per-view lists of slices holding pancreas
@@ -39,8 +40,11 @@ def _atomic_write_json(path, obj):
 
 
 def _atomic_save_npy(path, array):
+    # Fortran order puts each axial slice [:, :, k] in contiguous pages, so an
+    # axial sample maps one slice instead of touching the whole file (axial is
+    # the view most methods train on; sagittal reads become the scattered ones).
     tmp = f"{path}.tmp-{os.getpid()}.npy"
-    np.save(tmp, np.ascontiguousarray(array))
+    np.save(tmp, np.asfortranarray(array))
     os.replace(tmp, path)
 
 

@@ -61,3 +61,11 @@ def test_splits_round_trip_and_bad_fold(tmp_path):
 def test_not_a_cache(tmp_path):
     with pytest.raises(InputError, match="not a tfpanc cache"):
         cache_lib.CaseCache(tmp_path)
+
+
+def test_axial_slices_are_contiguous_on_disk(tmp_path, blob_case):
+    image, label = blob_case
+    cache_lib.write_case(tmp_path, "c", image, label, Geometry.from_spacing(image.shape, (1, 1, 1)))
+    mapped = np.load(tmp_path / "cases" / "c" / "image.npy", mmap_mode="r")
+    assert mapped.flags.f_contiguous and mapped[:, :, 3].flags.f_contiguous
+    np.testing.assert_array_equal(mapped, image)

@@ -1,0 +1,137 @@
+import numpy as np
+import pytest
+
+from tfpanc.data.patches import (PatchGrid, gaussian_importance, grid_starts, move_view_back, move_view_last,
+                                 read_slices, slice_run, slice_stack, slice_stacks, take_slice, view_axis)
+
+
+def _vol(shape=(5, 6, 7)):
+    return np.random.default_rng(0).random(shape).astype(np.float32)
+
+
+def test_view_axis_mapping():
+    assert [view_axis(v) for v in ("sagittal", "coronal", "axial", "Axial", 1)] == [0, 1, 2, 2, 1]
+    with pytest.raises(ValueError):
+        view_axis("oblique")
+
+
+@pytest.mark.parametrize("view,index", [("axial", np.s_[:, :, 3]), ("coronal", np.s_[:, 3, :]),
+                                        ("sagittal", np.s_[3, :, :])])
+def test_slices_follow_the_ras_convention(view, index):
+    v = _vol()
+    np.testing.assert_array_equal(take_slice(v, view, 3), v[index])
+    np.testing.assert_array_equal(move_view_last(v, view)[:, :, 3], v[index])
+    assert move_view_back(move_view_last(v, view), view).shape == v.shape
+    np.testing.assert_array_equal(move_view_back(move_view_last(v, view), view), v)
+
+
+def test_move_view_last_keeps_channels_behind():
+    v = np.zeros((2, 3, 4, 5))
+    assert move_view_last(v, "sagittal").shape == (3, 4, 2, 5)
+
+
+@pytest.mark.parametrize("view", ["axial", "coronal", "sagittal"])
+def test_slice_stack_neighbours_and_edge_replication(view):
+    v = _vol()
+    n = v.shape[view_axis(view)]
+    for k in (0, 2, n - 1):
+        s = slice_stack(v, view, k)
+        assert s.shape == take_slice(v, view, k).shape + (3,)
+        for ch, j in enumerate((max(k - 1, 0), k, min(k + 1, n - 1))):
+            np.testing.assert_array_equal(s[..., ch], take_slice(v, view, j))
+
+
+@pytest.mark.parametrize("view", ["axial", "coronal", "sagittal"])
+def test_slice_stacks_vectorised_equals_one_by_one(view):
+    v = _vol()
+    stacks = slice_stacks(v, view)
+    n = v.shape[view_axis(view)]
+    assert stacks.shape[0] == n
+    for k in range(n):
+        np.testing.assert_array_equal(stacks[k], slice_stack(v, view, k))
+
+
+def test_slice_stacks_wider_context_is_a_view_of_the_padded_copy():
+    v = _vol()
+    stacks = slice_stacks(v, "axial", context=2)
+    assert stacks.shape == (7, 5, 6, 5)
+    np.testing.assert_array_equal(stacks[0, ..., 0], v[:, :, 0])
+    np.testing.assert_array_equal(stacks[3, ..., 4], v[:, :, 5])
+    assert not stacks.flags.owndata
+
+
+def test_read_slices_in_plane_box_and_run():
+    v = _vol()
+    part = read_slices(v, "coronal", [4, 2, 2], box2d=[[1, 3], [2, 6]])
+    np.testing.assert_array_equal(part[..., 0], v[1:3, 4, 2:6])
+    np.testing.assert_array_equal(part[..., 2], v[1:3, 2, 2:6])
+    run = slice_run(v, "axial", 5, 4)  # slices 5, 6, 6, 6 (clamped)
+    assert run.shape == (4, 5, 6, 3)
+    np.testing.assert_array_equal(run[0], slice_stack(v, "axial", 5))
+    np.testing.assert_array_equal(run[3, ..., 1], v[:, :, 6])
+
+
+def test_grid_starts_formula():
+    assert grid_starts(10, 4, 3) == [0, 3, 6]
+    assert grid_starts(10, 4, 2) == [0, 2, 4, 6]
+    assert grid_starts(4, 4, 2) == [0]
+    assert grid_starts(2, 4, 2) == [0]
+    n, p, s = 240, 64, 32
+    starts = grid_starts(n, p, s)
+    assert starts[-1] == n - p and len(set(starts)) == len(starts)
+    assert all(b - a <= s for a, b in zip(starts, starts[1:]))
+    with pytest.raises(ValueError):
+        grid_starts(10, 4, 0)
+
+
+def test_patch_grid_extract_matches_boxes_and_covers():
+    v = _vol((11, 9, 6))
+    grid = PatchGrid(v.shape, (4, 5, 3), (3, 2, 3))
+    patches = grid.extract(v)
+    assert patches.shape == (len(grid), 4, 5, 3)
+    assert len(grid) == len(grid.starts[0]) * len(grid.starts[1]) * len(grid.starts[2])
+    for patch, box in zip(patches, grid.boxes):
+        np.testing.assert_array_equal(patch, v[tuple(slice(a, b) for a, b in box)])
+    covered = np.zeros(v.shape, bool)
+    for box in grid.boxes:
+        covered[tuple(slice(a, b) for a, b in box)] = True
+    assert covered.all()
+    np.testing.assert_array_equal(grid.extract(v, indices=slice(2, 5)), patches[2:5])
+
+
+@pytest.mark.parametrize("weighting", ["constant", "gaussian"])
+def test_accumulate_of_extracted_patches_is_identity(weighting):
+    v = _vol((11, 9, 6))
+    grid = PatchGrid(v.shape, (4, 5, 3), 2)
+    np.testing.assert_allclose(grid.accumulate(grid.extract(v), weighting), v, rtol=1e-5)
+
+
+def test_accumulate_averages_overlaps():
+    grid = PatchGrid((6, 1, 1), (4, 1, 1), 2)  # windows [0, 4) and [2, 6)
+    patches = np.stack([np.full((4, 1, 1), 1.0), np.full((4, 1, 1), 3.0)])
+    assert grid.accumulate(patches).ravel().tolist() == [1, 1, 2, 2, 3, 3]
+
+
+def test_small_volume_is_padded_and_channels_kept():
+    v = np.random.default_rng(1).random((3, 8, 8, 2)).astype(np.float32)
+    grid = PatchGrid(v.shape, (4, 4, 4), 4)
+    patches = grid.extract(v, fill=-1)
+    assert patches.shape == (4, 4, 4, 4, 2)
+    assert np.all(patches[:, 3] == -1)
+    np.testing.assert_allclose(grid.accumulate(patches, "gaussian"), v, rtol=1e-5)
+
+
+def test_streaming_accumulator_equals_accumulate():
+    v = _vol((10, 10, 10))
+    grid = PatchGrid(v.shape, (6, 6, 6), 3)
+    patches = grid.extract(v) * 2
+    acc = grid.accumulator(weighting="gaussian")
+    for first in range(0, len(grid), 5):
+        acc.add(patches[first:first + 5], first)
+    np.testing.assert_allclose(acc.result(), grid.accumulate(patches, "gaussian"), rtol=1e-6)
+
+
+def test_gaussian_importance_peaks_in_the_centre():
+    w = gaussian_importance((9, 9, 5))
+    assert w.shape == (9, 9, 5) and w.max() == 1.0 and w[4, 4, 2] == 1.0
+    assert w.min() > 0 and w[0, 0, 0] < 0.01
