@@ -1,19 +1,29 @@
-"""tfpanc.models: Keras 3 segmentation networks (Cai PNet-MSA + BiRNN, Table II baselines).
+"""tfpanc.models: Keras 3 segmentation networks (Cai PNet-MSA + BiRNN and its
+Table II baselines, Zhou's FCN-8s).
 
 All models output logits; channel 0 of the output is the final (fused) map.
 """
 
 from tfpanc.models.birnn_head import BiRNNHead
 from tfpanc.models.cnn_rnn import CNNRNN, rebuild_for_size
+from tfpanc.models.fcn8s import FCN8s, load_vgg16_weights
+from tfpanc.models.hnn import HNN
 from tfpanc.models.pnet_msa import PNetMSA, fused_probability, probability_model
 from tfpanc.models.pnet_msa_growth import grow
+from tfpanc.models.pretrained import load_pretrained_weights
+from tfpanc.models.unet2d import UNet2D
 
 __all__ = [
     "BiRNNHead",
     "CNNRNN",
+    "FCN8s",
+    "HNN",
     "PNetMSA",
     "fused_probability",
     "grow",
+    "load_pretrained_weights",
+    "load_vgg16_weights",
     "probability_model",
     "rebuild_for_size",
+    "UNet2D",
 ]

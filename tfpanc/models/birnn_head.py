@@ -11,8 +11,9 @@ flips its output back, so both are aligned per slice. Eq. 10 combines the two
 outputs with learned weights: ``Y_bar = lambda^- O^- + lambda^+ O^+``. Here
 ``O`` is the layer output (the hidden state ``H_tau`` in (-1, 1)) and the
 combination, plus a learned bias, is the logit of ``Y_bar`` (so the losses can
-work on logits). It is a ``Dense(1)`` over the two direction channels: its
-two kernel entries are ``lambda^-`` and ``lambda^+``.
+work on logits). It is a ``Dense(1)`` (layer ``direction_fusion``) over the
+two direction channels: kernel row 0 weighs the forward pass (increasing
+slice index), row 1 the backward pass.
 
 Differences from Eqs. 5-9 that come from Keras' ConvLSTM2D: no peephole
 terms (``W_c . C``), and 4 gate biases. The paper's "72 variables per CLSTM

@@ -47,8 +47,9 @@ class ScalarWeight(layers.Layer):
 
     Example:
     >>> import numpy as np
-    >>> ScalarWeight(0.5)(np.ones((1, 2, 2, 1), "float32")).shape
-    (1, 2, 2, 1)
+    >>> out = ScalarWeight(0.5)(np.ones((1, 2, 2, 1), "float32"))
+    >>> float(keras.ops.convert_to_numpy(out)[0, 0, 0, 0])
+    0.5
     """
 
     def __init__(self, initial_value=1.0, **kwargs):
@@ -118,7 +119,8 @@ def probability_model(model):
     >>> m.output.shape
     (None, None, None, 1)
     """
-    return keras.Model(model.inputs, FusedProbability(name="fused_probability")(model.outputs[0]))
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, FusedProbability(name="fused_probability")(model.outputs[0]))
 
 
 def conv_bn_relu(x, filters, prefix, index, kernel_size=3):
