@@ -271,6 +271,7 @@ def save_volume(array, geometry, path):
             _write_sitk(data, geometry.source_affine, tmp)
         else:
             raise InputError(path, f"unsupported output format '{suffix}' (use .nii.gz, .nii, .mha or .nrrd)")
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are ordinary files
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -20,9 +20,9 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from tfpanc.data.phantom.fields import Grid, SplineField
-from tfpanc.data.phantom.tissues import mask_table
+from tfpanc.data.phantom.tissues import Tissue
 
-PSF_SIGMA_MM = (0.55, 0.55)   # in-plane Gaussian sigma of the CT point-spread function
+PSF_SIGMA_MM = (0.45, 0.45)   # in-plane Gaussian sigma of the CT point-spread function
 SLICE_SIGMA = 0.42            # through-plane sigma in slices (slice profile FWHM ~ 1 slice)
 
 
@@ -144,9 +144,27 @@ def render_ct(scene, lut, k, spacing, rng, noise_std, crop=None):
     return image.astype(np.int16)
 
 
-def render_mri(scene, lut, k, spacing, rng, noise_std, fov):
+def mri_texture_scale(lut_ct, lut_mri):
+    """Per-tissue factor turning texture (units of 100 HU) into MRI units.
+
+    Textures mostly mix a tissue with fat (clefts) or fat with soft tissue
+    (stranding), so the CT->MRI slope is taken along that mix: for a tissue
+    ``t``, ``(mri[fat] - mri[t]) / (ct[fat] - ct[t])`` per HU; for fat, the
+    slope towards soft tissue.
+    """
+    fat, soft = Tissue.VISCERAL_FAT, Tissue.CHYME
+    d_ct = lut_ct[fat] - lut_ct
+    d_mri = lut_mri[fat] - lut_mri
+    slope = np.where(np.abs(d_ct) > 20, d_mri / np.where(np.abs(d_ct) > 20, d_ct, 1), 0.0)
+    fat_slope = (lut_mri[soft] - lut_mri[fat]) / (lut_ct[soft] - lut_ct[fat])
+    for t in (Tissue.FAT, Tissue.VISCERAL_FAT, Tissue.FAT_PLANE):
+        slope[t] = fat_slope
+    return (100.0 * slope).astype(np.float32)
+
+
+def render_mri(scene, lut, k, spacing, rng, noise_std, fov, lut_ct):
     """T1-weighted-like MRI (int16 arbitrary units) on the output grid."""
-    scale = np.maximum(lut, 1.0) * 0.3
+    scale = mri_texture_scale(lut_ct, lut)
     image = slice_average(tissue_values(scene, lut, scale), k)
     blur(image, (0.6 * 1.5 / spacing[0], 0.6 * 1.5 / spacing[1], 0.0))
     lo, hi = fov

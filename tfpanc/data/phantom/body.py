@@ -98,7 +98,7 @@ class Body:
 def draw_body(rng, z_level):
     """Random trunk; ``z_level`` is the height of the pancreas body."""
     harmonics = np.stack([np.arange(2, 6), rng.uniform(0, 0.025, 4), rng.uniform(0, 2 * np.pi, 4)], 1)
-    fatness = rng.uniform(0.5, 1.6)
+    fatness = rng.uniform(0.4, 1.25)
     return Body(
         yc=float(rng.uniform(-22, -8)),
         a=float(rng.uniform(148, 178)),
@@ -110,7 +110,7 @@ def draw_body(rng, z_level):
         z_scale=1 + rng.uniform(-0.03, 0.03, len(_Z_KNOTS)) + 0.04 * np.clip((_Z_KNOTS - z_level) / 150, -1, 1),
         fat=(fatness * rng.uniform(10, 22), fatness * rng.uniform(12, 28), fatness * rng.uniform(10, 20)),
         fat_z=rng.uniform(0.85, 1.15, len(_Z_KNOTS)),
-        muscle=(rng.uniform(8, 12), rng.uniform(10, 16), rng.uniform(5, 8)),
+        muscle=(rng.uniform(6, 10), rng.uniform(7, 12), rng.uniform(4, 6)),
         skin=float(rng.uniform(1.5, 2.5)),
         table_gap=float(rng.uniform(0, 6)),
         dome_right=float(z_level + rng.uniform(115, 140)),

@@ -8,6 +8,11 @@ several thinner sub-slices and averaged (the slice profile), so thick-slice
 cases carry real through-plane partial volume; the label there is the
 pancreas covering at least half of the slice.
 
+CT noise is 12-16 HU per voxel at the default 0.78 x 0.78 x 1.25 mm voxel
+(the NIH slices measure 11-12 HU local std in flat regions, neighbour
+correlation 0.1-0.3; the phantom 11-12 HU and 0.25), scaled by (voxel
+volume)^-0.15 on other grids.
+
 Everything random about a case comes from ``numpy.random.default_rng([seed,
 case_index])`` (anatomy: independent of ``shape`` and ``modality``) and
 ``default_rng([seed, case_index, 1 + modality])`` (noise), so a case never
@@ -16,11 +21,14 @@ depends on how many cases are made alongside it.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import math
 
 import numpy as np
 
+from tfpanc.data.io import Geometry
 from tfpanc.data.phantom import body as body_mod
 from tfpanc.data.phantom import gut, organs, skeleton
 from tfpanc.data.phantom.appearance import render_ct, render_mri
@@ -35,6 +43,7 @@ FOV_HI = (200.0, 200.0, 150.0)
 MODALITIES = ("ct", "mri")
 DEFAULT_SHAPE = {"ct": (512, 512, 240), "mri": (256, 256, 40)}
 MAX_SUBSLICE_MM = 1.6
+REF_VOXEL_MM3 = 400 / 512 * 400 / 512 * 300 / 240  # the default CT voxel
 
 
 @dataclasses.dataclass
@@ -67,6 +76,10 @@ class PhantomCase:
         a[:3, 3] = self.origin
         return a
 
+    def geometry(self):
+        """The :class:`tfpanc.data.io.Geometry` to save the arrays with."""
+        return Geometry.from_spacing(self.image.shape, self.spacing, self.origin)
+
 
 def draw_scene(scene, anatomy):
     """Paints the anatomy, most constrained structures first (see :mod:`.scene`)."""
@@ -91,13 +104,23 @@ def draw_scene(scene, anatomy):
 
 
 def plan_anatomy(seed, case_index):
-    """The case's anatomy, including the small-bowel loops laid on the planning grid."""
+    """The case's anatomy, including the small-bowel loops laid on the planning grid.
+
+    It depends only on ``(seed, case_index)``; the last few are kept, since
+    the same case is often made at several shapes or in both modalities.
+    """
+    return copy.deepcopy(_plan_anatomy(int(seed), int(case_index)))
+
+
+@functools.lru_cache(maxsize=4)
+def _plan_anatomy(seed, case_index):
     rng = np.random.default_rng([int(seed), int(case_index)])
     anatomy = draw_anatomy(rng, (FOV_LO[2], FOV_HI[2]))
     plan = Scene(gut.plan_grid(FOV_LO, FOV_HI), detail=False)
     draw_scene(plan, anatomy)
     end = anatomy.gut.points[-1]
-    anatomy.small_bowel = gut.walk_small_bowel(rng, plan, end, [-0.3, 1.0, -0.3], anatomy.z_level + 45)
+    seeds = gut.seeds_around(rng, anatomy.pancreas.tube)
+    anatomy.small_bowel = gut.walk_small_bowel(rng, plan, end, [-0.3, 1.0, -0.3], anatomy.z_level + 45, seeds=seeds)
     return anatomy
 
 
@@ -124,7 +147,7 @@ def make_case(shape=(512, 512, 240), seed=0, case_index=0, modality="ct"):
 
     Example:
     >>> case = make_case((96, 96, 48), seed=0, case_index=0)
-    >>> case.image.dtype, case.label.max(), case.spacing[2]
+    >>> case.image.dtype, int(case.label.max()), case.spacing[2]
     (dtype('int16'), 1, 6.25)
     """
     shape = validate(shape, modality)
@@ -144,9 +167,14 @@ def make_case(shape=(512, 512, 240), seed=0, case_index=0, modality="ct"):
     x0, y0, x1, y1 = anatomy.body.bounds(margin=4 * max(spacing[:2]))
     crop = Grid.covering(FOV_LO, FOV_HI, shape).box([x0, anatomy.body.y_back - 50, 0], [x1, y1, 0]).slices[:2]
     if modality == "ct":
-        image = render_ct(scene, lut, k, spacing, noise_rng, noise_rng.uniform(11, 16), crop)
+        # 12-16 HU at 0.78 x 0.78 x 1.25 mm; larger voxels average more quanta
+        # (std ~ volume^-1/2 at equal dose; a much weaker -0.05 power here, as thick-slice
+        # protocols use sharper kernels / lower dose)
+        noise = noise_rng.uniform(12, 16) * (np.prod(spacing) / REF_VOXEL_MM3) ** -0.05
+        image = render_ct(scene, lut, k, spacing, noise_rng, noise, crop)
     else:
-        image = render_mri(scene, lut, k, spacing, noise_rng, noise_rng.uniform(15, 25), (FOV_LO, FOV_HI))
+        lut_ct = value_table(np.random.default_rng([int(seed), int(case_index), 1]), "ct")
+        image = render_mri(scene, lut, k, spacing, noise_rng, noise_rng.uniform(15, 25), (FOV_LO, FOV_HI), lut_ct)
     origin = tuple(float(lo + s / 2) for lo, s in zip(FOV_LO, spacing))
     return PhantomCase(image=image, label=label.astype(np.uint8), spacing=tuple(float(s) for s in spacing),
                        origin=origin, modality=modality, seed=int(seed), case_index=int(case_index),

@@ -177,6 +177,8 @@ def catmull_rom(points, step):
         points (0 at the first, 1 at the last).
     """
     p = np.asarray(points, float)
+    if len(p) == 1:
+        return p.copy(), np.zeros(1)
     ext = np.vstack([2 * p[0] - p[1], p, 2 * p[-1] - p[-2]])
     out, ts = [], []
     n_seg = len(p) - 1

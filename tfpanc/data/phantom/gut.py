@@ -5,7 +5,7 @@ positive oral contrast, or mottled stool in the colon) and gas floating on
 top: the patient lies supine, so gas collects anteriorly (+y) above a flat
 gas-fluid level. The small bowel is a set of self-avoiding random walks
 started at the duodeno-jejunal flexure, run through the free space left by
-the other organs on a coarse 4 mm planning grid, so that loops pack the
+the other organs on a coarse 3 mm planning grid, so that loops pack the
 abdomen without passing through organs or each other.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from tfpanc.data.phantom.fields import Grid, SplineField, Tube, tube_bounds, tube_field
+from tfpanc.data.phantom.fields import Grid, Tube, tube_bounds, tube_field
 from tfpanc.data.phantom.tissues import Tissue
 
 _FREE = (Tissue.VISCERAL_FAT,)
@@ -107,7 +107,8 @@ def paint_gut(scene, anatomy):
                    collar=2.0, stool=True)
 
 
-def walk_small_bowel(rng, plan, start, direction, z_top, length=8000.0, radius=(4.5, 12.0), restarts_max=200):
+def walk_small_bowel(rng, plan, start, direction, z_top, length=8000.0, radius=(4.5, 12.0), restarts_max=200,
+                     seeds=None):
     """Self-avoiding random walks through free space of a coarse ``plan`` scene.
 
     Each walk keeps roughly its heading (bowel loops are smooth), never comes
@@ -122,15 +123,17 @@ def walk_small_bowel(rng, plan, start, direction, z_top, length=8000.0, radius=(
         z_top: loops stay below this height (mm).
         length: most bowel to lay (mm).
         radius: range of loop radii (mm), one per loop.
+        seeds: ``(n, 4)`` rows ``x, y, z, r``: loops to try first (around the
+            pancreas, where real patients have bowel against the gland).
 
     Returns:
-        list of :class:`~tfpanc.data.phantom.fields.Tube`.
+        list of ``(Tube, collapsed)``.
     """
     grid = plan.grid
     free = plan.tissue == Tissue.VISCERAL_FAT
     free[:, :, grid.axis(2) > z_top] = False
     clearance = ndi.distance_transform_edt(free, sampling=grid.spacing)
-    step, margin = 5.0, 1.5
+    step, margin = 5.0, 1.0
     origin, spacing = np.asarray(grid.origin), np.asarray(grid.spacing)
     upper = np.asarray(grid.shape) - 1
 
@@ -145,6 +148,32 @@ def walk_small_bowel(rng, plan, start, direction, z_top, length=8000.0, radius=(
     tubes, laid, restarts = [], 0.0, 0
     r = float(np.exp(rng.uniform(*np.log(radius))))
     pos, heading, path = np.asarray(start, float), np.asarray(direction, float), [np.asarray(start, float)]
+    collapsed = []
+    if seeds is not None:
+        # Collapsed loops squeezed against the pancreas: they may touch organs
+        # (they are only painted into fat), so they close the fat gaps that a
+        # thin patient does not have.
+        for seed in seeds:
+            rs, p = float(seed[3]), seed[:3].copy()
+            if rooms(p[None])[0] < 0.35 * rs:
+                continue
+            if len(placed) and (np.linalg.norm(placed - p, axis=1) - placed_r - rs).min() < 0.5:
+                continue
+            pts, head = [p], rng.normal(0, 1, 3)
+            for _ in range(rng.integers(2, 8)):
+                cand = head / np.linalg.norm(head) + 0.6 * rng.normal(0, 1, (8, 3))
+                cand = p + step * cand / np.linalg.norm(cand, axis=1, keepdims=True)
+                ok = rooms(cand) >= 0.35 * rs
+                if len(placed):
+                    ok &= (np.linalg.norm(placed[None] - cand[:, None], axis=2) - placed_r[None] - rs).min(1) > 0.5
+                if not ok.any():
+                    break
+                head = cand[int(np.argmax(ok))] - p
+                p = cand[int(np.argmax(ok))]
+                pts.append(p)
+            collapsed.append(Tube(np.array(pts), np.full(len(pts), rs)))
+            placed = np.vstack([placed, np.array(pts)])
+            placed_r = np.append(placed_r, np.full(len(pts), rs))
     while laid < length and restarts < restarts_max:
         best = None
         # the last ~2r of the own path is exempt from the spacing test
@@ -158,7 +187,7 @@ def walk_small_bowel(rng, plan, start, direction, z_top, length=8000.0, radius=(
             ok = rooms(pts) >= r + margin
             if len(placed):
                 gap = np.linalg.norm(placed[None] - pts[:, None], axis=2) - placed_r[None] - r
-                ok &= gap.min(axis=1) >= 3.0
+                ok &= gap.min(axis=1) >= 2.0
             if ok.any():
                 i = int(np.argmax(ok))  # first valid: keeps the heading
                 best = (pts[i], cand[i])
@@ -192,19 +221,22 @@ def walk_small_bowel(rng, plan, start, direction, z_top, length=8000.0, radius=(
         pts = pts[rooms(pts) >= r + margin]
         if len(placed) and len(pts):
             gap = np.linalg.norm(pts[:, None] - placed[None], axis=2) - placed_r[None] - r
-            pts = pts[gap.min(axis=1) > 3.0]
+            pts = pts[gap.min(axis=1) > 2.0]
         if len(pts) == 0:
             continue
         first = int(np.argmax(pts[:, 2] + rng.uniform(0, 40, len(pts))))
         pos, heading, path = pts[first], rng.normal(0, 1, 3), [pts[first]]
     if len(path) > 3:
         tubes.append(Tube(np.array(path), np.full(len(path), r)))
-    return tubes
+    return [(t, True) for t in collapsed] + [(t, False) for t in tubes]
 
 
 def paint_small_bowel(scene, anatomy):
     rng = np.random.default_rng(anatomy.seed + 2)
-    for tube in anatomy.small_bowel:
+    for tube, collapsed in anatomy.small_bowel:
+        if collapsed:
+            paint_gut_tube(scene, tube, 2.0, Tissue.CHYME, 0.0, 0, collar=0.0)
+            continue
         u = rng.random()
         if anatomy.contrast and u < 0.5:
             contents = Tissue.ORAL_CONTRAST
@@ -213,7 +245,19 @@ def paint_small_bowel(scene, anatomy):
         else:
             contents = Tissue.FLUID
         gas = rng.uniform(0.1, 0.5) if rng.random() < 0.3 else 0.0
-        paint_gut_tube(scene, tube, rng.uniform(1.8, 3.0), contents, gas, rng.integers(2 ** 31), collar=1.5)
+        paint_gut_tube(scene, tube, rng.uniform(1.8, 3.0), contents, gas, rng.integers(2 ** 31), collar=0.8)
+
+
+def seeds_around(rng, tube, count=40, gap=1.5):
+    """Candidate loop starts hugging a tube (the pancreas): ``(n, 4)`` rows x, y, z, r."""
+    samples, radii, _ = tube.sample(4.0)
+    pick = rng.integers(len(samples), size=count)
+    r = rng.uniform(4.5, 9.0, count)
+    d = rng.normal(0, 1, (count, 3)) * [1.0, 1.0, 0.7]
+    d[:, 1] = np.abs(d[:, 1]) * rng.choice([1, 1, -1], count)  # mostly in front
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    centres = samples[pick] + d * (radii[pick] + gap + r)[:, None]
+    return np.column_stack([centres, r])
 
 
 def plan_grid(fov_lo, fov_hi):

@@ -51,6 +51,8 @@ class Liver:
     right: tuple      # right lobe semi-axes x, y, z and its y offset from the body centre
     left: tuple       # left lobe semi-axes x, y, z, centre x, y offset
     seed: int
+    front_drop: float = 20.0  # how much lower the anterior inferior edge reaches (mm)
+    pancreas_gap: float = 5.0  # mm kept between liver and pancreas
 
 
 @dataclasses.dataclass
@@ -87,7 +89,7 @@ def draw_anatomy(rng, fov_z=(-150.0, 150.0)):
 
     Example:
     >>> a = draw_anatomy(np.random.default_rng([0, 0]))
-    >>> a.vessels["aorta"].tube.radii[0] > 5
+    >>> bool(a.vessels["aorta"].tube.radii[0] > 5)
     True
     """
     z = float(rng.uniform(-30, 5))
@@ -125,7 +127,7 @@ def draw_anatomy(rng, fov_z=(-150.0, 150.0)):
                   np.full(3, r_smv + 1))
 
     # Kidneys, spleen.
-    kidneys = [_kidney(rng, 1, spine, z - rng.uniform(30, 45)), _kidney(rng, -1, spine, z - rng.uniform(15, 28))]
+    kidneys = [_kidney(rng, 1, spine, z - rng.uniform(18, 32)), _kidney(rng, -1, spine, z - rng.uniform(5, 18))]
     left = kidneys[1]
     phi = np.deg2rad(rng.uniform(193, 208))
     sp_z = z + rng.uniform(35, 50)
@@ -201,17 +203,19 @@ def draw_anatomy(rng, fov_z=(-150.0, 150.0)):
                rotation(rng.uniform(-30, 30), 0, rng.uniform(25, 45)))
     inner = body.a * 0.95 - body.fat[1] - body.muscle[1]
     rc = rng.uniform(18, 25)
-    colon_pts = np.array([[inner - rc - 5, body.yc - 5, bottom], [inner - rc - 8, body.yc + 5, z - 50],
-                          [inner - rc - 20, body.yc + 35, z - 10], [40, body.yc + body.b_ant - 45, z - 45],
-                          [-40, body.yc + body.b_ant - 48, z - 50], [-inner + rc + 15, body.yc + 20, z + 20],
+    z_hep = z - rng.uniform(30, 50)  # the hepatic flexure, below the liver's edge
+    colon_pts = np.array([[inner - rc - 5, body.yc - 5, bottom], [inner - rc - 8, body.yc + 5, z_hep - 40],
+                          [inner - rc - 20, body.yc + 35, z_hep], [40, body.yc + body.b_ant - 45, z_hep - 25],
+                          [-40, body.yc + body.b_ant - 48, z_hep - 30], [-inner + rc + 15, body.yc + 20, z + 20],
                           [-inner + rc + 6, body.yc - 20, z - 30], [-inner + rc + 10, body.yc - 10, bottom]])
     colon_pts = push_apart(colon_pts, np.full(len(colon_pts), rc), np.vstack(
         [obstacles, tube_obstacles(gut), ellipsoid_obstacles(gb.centre, gb.radii, gb.rot)]), gap=3.0)
-    liver = Liver(z_tip=z - rng.uniform(40, 80), z_medial=z + rng.uniform(22, 38), x_tip=inner - rng.uniform(10, 30),
-                  right=(rng.uniform(75, 95), rng.uniform(95, 120), rng.uniform(105, 135), rng.uniform(-10, 10)),
+    liver = Liver(z_tip=z - rng.uniform(50, 90), z_medial=z + rng.uniform(0, 20), x_tip=inner - rng.uniform(10, 30),
+                  right=(rng.uniform(95, 120), rng.uniform(105, 130), rng.uniform(115, 145), rng.uniform(-10, 10)),
                   left=(rng.uniform(60, 85), rng.uniform(40, 55), rng.uniform(35, 50), rng.uniform(-30, 0),
                         rng.uniform(35, 60)),
-                  seed=int(rng.integers(2 ** 31)))
+                  seed=int(rng.integers(2 ** 31)), front_drop=float(rng.uniform(15, 40)),
+                  pancreas_gap=float(rng.uniform(4, 10)))
     return Anatomy(z_level=z, body=body, spine=spine, ribs=ribs, vessels=vessels, pancreas=pancreas,
                    kidneys=kidneys, spleen=spleen, liver=liver, gallbladder=gb, gut=gut,
                    colon=Tube(colon_pts, np.full(len(colon_pts), rc)), stomach_end=5 / (len(gut_r) - 1),

@@ -63,14 +63,14 @@ def paint_kidney(scene, kidney, seed):
     u, v, w = _local(box, kidney)
     rx, ry, rz = kidney.radii
     e = np.sqrt((u / rx) ** 2 + (v / ry) ** 2 + (w / rz) ** 2) + SplineField(rng, lo, hi, 14, 0.03).on(box)
-    sinus = np.sqrt(((u + 0.75 * rx) / (0.6 * rx)) ** 2 + (v / (0.5 * ry)) ** 2 + (w / (0.5 * rz)) ** 2) < 1
+    sinus = np.sqrt(((u + 0.85 * rx) / (0.5 * rx)) ** 2 + (v / (0.4 * ry)) ** 2 + (w / (0.45 * rz)) ** 2) < 1
     kidney_mask = (e < 1) & ~sinus
     scene.paint(box, kidney_mask, Tissue.KIDNEY_CORTEX, over=_FREE)
     pyramids = (e < 1 - 7.0 / ry) & (SplineField(rng, lo, hi, 7, 1.0).on(box) > -0.2)
     scene.paint(box, pyramids & kidney_mask, Tissue.KIDNEY_MEDULLA, over=(Tissue.KIDNEY_CORTEX,))
     pelvis = np.sqrt(((u + 0.5 * rx) / (0.35 * rx)) ** 2 + (v / (0.3 * ry)) ** 2 + (w / (0.3 * rz)) ** 2) < 1
     scene.paint(box, pelvis, Tissue.URINE, over=_FREE)
-    scene.paint(box, e < 1 + 9.0 / ry, Tissue.FAT_PLANE, over=_FREE)
+    scene.paint(box, e < 1 + 6.0 / ry, Tissue.FAT_PLANE, over=_FREE)
 
 
 def paint_spleen(scene, spleen, seed):
@@ -120,16 +120,24 @@ def paint_liver(scene, anatomy):
     stride = tuple(max(1, int(4.0 // sp)) for sp in scene.grid.spacing)
     wobble = SplineField(rng, lo, hi, 30, 0.06).on(box, stride)
     inner = body.a - body.fat[1] - body.muscle[1]
-    right = ((x - (inner - liver.right[0])) / liver.right[0]) ** 2 + ((y - body.yc - liver.right[3]) / liver.right[1]) ** 2 \
-        + ((z - body.dome_right + liver.right[2]) / liver.right[2]) ** 2
+    rx, ry, rz, dy = liver.right
+    right = ((x - inner + rx) / rx) ** 2 + ((y - body.yc - dy) / ry) ** 2 + ((z - body.dome_right + rz) / rz) ** 2
     left = ((x - liver.left[3]) / liver.left[0]) ** 2 + ((y - body.yc - liver.left[4]) / liver.left[1]) ** 2 \
         + ((z - body.dome_left + liver.left[2] * 0.6) / liver.left[2]) ** 2
-    x_med = spine.x + 25
+    x_med = spine.x + 15
     f = np.clip((x - x_med) / (liver.x_tip - x_med), 0, 1)
     z_inf = liver.z_medial + (liver.z_tip - liver.z_medial) * (f * f * (3 - 2 * f))
-    # higher behind, next to the spine and the right kidney
-    z_inf = z_inf + 25 * np.clip((spine.y + 25 - y) / 40, 0, 1) * (1 - f)
+    # higher behind, next to the spine and the right kidney; lower in front
+    # (segments 4b/5 reach down in front of the duodenum and gallbladder)
+    z_inf = z_inf + 25 * np.clip((spine.y + 25 - y) / 40, 0, 1) * (1 - f) \
+        - liver.front_drop * np.clip((y - body.yc) / 60, 0, 1) * np.clip((x - spine.x + 10) / 40, 0, 1)
     inside = (np.minimum(right, left) < 1 + wobble) & (z > z_inf + 60 * wobble)
+    # keep a few mm from the pancreas: in the body the duodenum, portal
+    # structures and fat lie between them
+    samples, radii, _ = anatomy.pancreas.samples()
+    margin = liver.pancreas_gap
+    near = tube_field(box, samples, radii + margin, reach=1.0, scale=(1.0, 1.0, anatomy.pancreas.z_stretch))
+    inside &= ~np.isfinite(near)
     scene.paint(box, inside, Tissue.LIVER, over=_FREE)
     if scene.detail:
         _hepatic_vessels(scene, anatomy, rng)

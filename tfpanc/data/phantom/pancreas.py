@@ -41,6 +41,10 @@ class PancreasShape:
         duct: whether the main duct shows.
         texture: lobular texture amplitude (units of 100 HU).
         clefts: depth of the fatty clefts near the surface (units of 100 HU).
+        stranding: how much of the fat around the gland is soft tissue
+            (small vessels, nodes, collapsed bowel): the threshold of a
+            random field, higher = less fat.
+        stranding_hu: HU added to fat where it is soft tissue.
         seed: seed of the world-anchored surface and texture fields.
     """
 
@@ -52,6 +56,8 @@ class PancreasShape:
     seed: int
     texture: float = 0.07
     clefts: float = 0.6
+    stranding: float = 0.0
+    stranding_hu: float = 170.0
 
     def samples(self):
         return self.tube.sample(1.0)
@@ -69,7 +75,7 @@ def draw_pancreas(rng, smv, sma, hilum, kidney_front, obstacles):
         obstacles: ``(m, 4)`` spheres (kidneys, aorta...) the gland must clear.
     """
     sx, sy, sz, sr = smv
-    thick = rng.uniform(0.82, 1.2)
+    thick = rng.uniform(0.85, 1.25)
     radii = np.array([8.5, 13.0, 14.0, 8.0, 9.5, 10.0, 9.0]) * thick * rng.uniform(0.9, 1.1, 7)
     pts = np.array([
         [sx - rng.uniform(0, 6), sy - sr - radii[0] + rng.uniform(-2, 3), sz - rng.uniform(38, 48)],
@@ -90,7 +96,8 @@ def draw_pancreas(rng, smv, sma, hilum, kidney_front, obstacles):
     return PancreasShape(tube=Tube(pts, radii), z_stretch=float(rng.uniform(1.05, 1.35)),
                          lobulation=float(rng.uniform(0.1, 0.2)), collar=float(rng.uniform(0.0, 1.0)),
                          duct=bool(rng.random() < 0.5), seed=int(rng.integers(2 ** 31)),
-                         texture=float(rng.uniform(0.05, 0.09)), clefts=float(rng.uniform(0.3, 0.9)))
+                         texture=float(rng.uniform(0.09, 0.13)), clefts=float(rng.uniform(0.2, 0.7)),
+                         stranding=float(rng.uniform(0.7, 1.3)), stranding_hu=float(rng.uniform(160, 185)))
 
 
 def paint_pancreas(scene, shape):
@@ -115,7 +122,7 @@ def paint_pancreas(scene, shape):
     if not scene.detail:
         return
     # Texture (units of 100 HU): lobules, thin clefts of fat near the surface, the duct.
-    lobules = SplineField(rng, lo, hi, 2.5, shape.texture).on(box)
+    lobules = SplineField(rng, lo, hi, 3.0, shape.texture).on(box)
     cleft_field = SplineField(rng, lo, hi, 5.0, 1.0).on(box)
     depth = np.clip((q - 0.7) / 0.3, 0, 1)  # 0 in the core, 1 at the surface
     clefts = -shape.clefts * np.clip(1 - np.abs(cleft_field) / 0.12, 0, 1) * depth ** 2
@@ -124,6 +131,28 @@ def paint_pancreas(scene, shape):
         duct_r = 1.0 + 0.8 * (1 - t[np.maximum(idx, 0)])  # wider towards the head (t=0)
         texture -= 0.55 * np.clip(1.5 - q * r_near / duct_r, 0, 1)
     scene.add_texture(box, (Tissue.PANCREAS,), texture)
+    _paint_surroundings(scene, shape, samples, radii, rng)
+
+
+def _paint_surroundings(scene, shape, samples, radii, rng):
+    """Soft-tissue stranding in the fat around the gland.
+
+    Thin patients (the NIH donors) have little fat around the pancreas: the
+    median HU within 1-12 mm of the real masks is 76-91, i.e. small
+    vessels, lymph nodes and collapsed bowel. Blobs of a band-limited field,
+    fading out 20-35 mm from the gland, turn that much of the fat into soft
+    tissue (texture of +170 HU on fat, ~70 HU).
+    """
+    reach = 3.5
+    lo, hi = tube_bounds(samples, radii * reach * shape.z_stretch)
+    box = scene.box(lo, hi)
+    if box.empty:
+        return
+    q = tube_field(box, samples, radii, reach=reach, scale=(1.0, 1.0, shape.z_stretch))
+    weight = np.clip((reach - q) / 1.5, 0, 1)
+    blobs = SplineField(rng, lo, hi, 4.0, 1.0).on(box)
+    mix = np.clip((blobs + shape.stranding) / 0.3, 0, 1) * weight
+    scene.add_texture(box, (Tissue.VISCERAL_FAT, Tissue.FAT_PLANE), shape.stranding_hu / 100 * mix)
 
 
 def splenic_vein(shape, radius):

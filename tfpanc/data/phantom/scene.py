@@ -13,9 +13,6 @@ import numpy as np
 from tfpanc.data.phantom.fields import Grid
 from tfpanc.data.phantom.tissues import Tissue, mask_table
 
-# Tissues that soft organs may push aside.
-SOFT = (Tissue.VISCERAL_FAT,)
-
 
 class Scene:
     """A tissue map on ``grid`` and the texture layers to add on top.

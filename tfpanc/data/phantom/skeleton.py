@@ -65,21 +65,32 @@ def paint_spine(scene, spine, z_level):
     view[soft & vert] = Tissue.MARROW
     view[soft & cortex] = Tissue.CORTICAL_BONE
     view[soft & inside[:, :, None] & is_disc[None, None, :]] = Tissue.DISC
-    # arch, spinous and transverse processes: on the upper part of each vertebra
+    # Posterior elements, in the axial plane: pedicles from the back corners
+    # of the body, a lamina roof over a rounded-triangular canal, a tapering
+    # spinous process, and transverse processes angled backwards.
+    yy = y[:, :, 0]
     cy = spine.canal_y
-    rc = np.hypot(dx, y[:, :, 0] - cy)
-    arch = (rc > spine.canal) & (rc < spine.canal + 6) & (y[:, :, 0] < spine.y - spine.ry + 3)
-    spinous = (np.abs(dx) < 4) & (y[:, :, 0] < cy - spine.canal) & (y[:, :, 0] > cy - spine.canal - 32)
-    transverse = (np.abs(y[:, :, 0] - cy - 2) < 5) & (np.abs(dx) < 42) & (np.abs(dx) > spine.canal)
+    ax_, ay_ = np.abs(dx), yy - cy
+    # rounded triangle: wide in front, narrowing backwards
+    half_width = spine.canal * 1.15 * (1 + 0.3 * np.clip(ay_ / spine.canal, -1, 1))
+    canal = (ax_ / half_width) ** 2 + (ay_ / spine.canal) ** 2 < 1
+    roof = ((ax_ / (spine.canal * 1.15 + 6)) ** 2 + (ay_ / (spine.canal + 6)) ** 2 < 1) & (ay_ < 2)
+    pedicle = (ax_ > spine.canal * 0.8) & (ax_ < spine.canal * 0.8 + 7) & (ay_ > -2) & (yy < spine.y - spine.ry + 3)
+    back = cy - spine.canal - 4 - yy  # mm behind the lamina
+    spinous = (back > 0) & (back < 28) & (ax_ < 3.5 - 0.06 * back)
+    along = ax_ - spine.canal  # transverse process: out and slightly back, tapering
+    transverse = (along > 0) & (along < 26) & (np.abs(ay_ + 0.35 * along - 1) < 4.5 - 0.08 * along)
     # the arch sits lower than its body: shift its phase down by a quarter period
     arch_phase = np.mod(zmod + 0.25 * spine.period, spine.period)
-    in_arch = arch_phase > 0.12 * spine.period
-    in_tp = (arch_phase > 0.45 * spine.period) & (arch_phase < 0.8 * spine.period)
-    bone = ((arch | spinous)[:, :, None] & in_arch[None, None, :]) | (transverse[:, :, None] & in_tp[None, None, :])
+    in_arch = arch_phase > 0.1 * spine.period
+    in_spinous = (arch_phase > 0.2 * spine.period) & (arch_phase < 0.85 * spine.period)
+    in_tp = (arch_phase > 0.45 * spine.period) & (arch_phase < 0.75 * spine.period)
+    bone = (((roof | pedicle) & ~canal)[:, :, None] & in_arch[None, None, :]) \
+        | (spinous[:, :, None] & in_spinous[None, None, :]) | (transverse[:, :, None] & in_tp[None, None, :])
     view[bone & soft] = Tissue.CORTICAL_BONE
-    canal = np.broadcast_to((rc < spine.canal)[:, :, None], view.shape)
-    view[canal] = Tissue.CSF
-    cord = (np.hypot(dx / 0.8, y[:, :, 0] - cy) < 5)[:, :, None] & (z > z_level - 15)
+    canal3 = np.broadcast_to(canal[:, :, None], view.shape)
+    view[canal3] = Tissue.CSF
+    cord = (np.hypot(dx / 0.8, yy - cy) < 5)[:, :, None] & (z > z_level - 15)
     view[np.broadcast_to(cord, view.shape)] = Tissue.CORD
 
 
@@ -87,9 +98,9 @@ def draw_ribs(rng, body, spine, z_level):
     """Centre lines of ribs 7-12 on both sides, plus costal cartilage."""
     ribs = []
     for k, level in enumerate(range(12, 6, -1)):
-        z_head = spine.phase + spine.period * (k + 0.5) + rng.uniform(-4, 4) + 12
+        z_head = spine.phase + spine.period * (k - 0.2) + rng.uniform(-4, 4) + 10
         phi_end = {12: -0.55, 11: -0.2}.get(level, 0.35 + 0.12 * (10 - level))
-        drop = rng.uniform(45, 70) if level > 10 else rng.uniform(70, 100)
+        drop = rng.uniform(55, 80) if level > 10 else rng.uniform(90, 130)
         for side in (-1, 1):
             # phi measured from the back (-pi/2) towards the front on each side
             phis = np.linspace(-np.pi / 2 + 0.32, phi_end, 12)

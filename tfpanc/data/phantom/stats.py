@@ -7,8 +7,8 @@ tests mean the same thing. Definitions (all in millimetres, so they do not
 depend on the voxel grid):
 
 * ``ring``: the voxels within ``ring_mm`` (default 2.5 mm, about 3 pixels of
-  an NIH slice) outside the pancreas, in the axial plane: the "tissue just
-  around it".
+  an NIH slice; at least one pixel on coarse grids) outside the pancreas, in
+  the axial plane: the "tissue just around it".
 * best interval threshold DSC: the largest Dice between the mask and
   ``lo <= HU <= hi`` over every integer interval ``[lo, hi]`` (exhaustive,
   from cumulative histograms), measured on one axial slice at a time.
@@ -62,10 +62,10 @@ def best_interval_dsc(image, mask, lo=-300, hi=500):
 
 
 def ring_mask_2d(mask, spacing_xy, ring_mm=2.5):
-    """Pixels within ``ring_mm`` outside ``mask`` in one axial slice."""
+    """Pixels within ``ring_mm`` (at least one pixel) outside ``mask`` in one axial slice."""
     mask = np.asarray(mask, bool)
     dist = ndi.distance_transform_edt(~mask, sampling=spacing_xy)
-    return (dist > 0) & (dist <= ring_mm)
+    return (dist > 0) & (dist <= max(ring_mm, 1.01 * max(spacing_xy)))
 
 
 def largest_slices(label, count=5):
@@ -176,3 +176,29 @@ def shape_stats(label, spacing):
         "slices": z_slices,
         "z_extent_mm": z_slices * float(spacing[2]),
     }
+
+
+# Ranges measured on the real reference files with the functions above
+# (tools/phantom_stats.py recomputes and prints them):
+# - MSD Task07: the 72 labels of ../shared/realdata/msd_task07_labels other
+#   than the 868 mL outlier, (min, max) at each label's own spacing;
+# - NIH Pancreas-CT: the 15 slices, (min, max) per slice, 0.8 mm pixels.
+# (rounded outwards to 0.1)
+REAL_SHAPE_RANGE = {
+    "volume_ml": (22.3, 206.8),
+    "extent_mm_0": (86.7, 225.8),
+    "extent_mm_1": (39.5, 109.9),
+    "extent_mm_2": (28.2, 69.8),
+    "thickness_max_mm": (13.5, 50.8),
+    "thickness_p90_mm": (6.9, 30.3),
+    "z_extent_mm": (42.0, 190.0),
+}
+REAL_NIH_RANGE = {"mean": (88.7, 107.4), "std": (16.1, 30.8), "ring": (54.5, 88.5), "dsc": (0.124, 0.236)}
+
+
+def outside_real_range(shape):
+    """Names of :func:`shape_stats` entries outside :data:`REAL_SHAPE_RANGE` (empty if none)."""
+    values = dict(shape)
+    for i, e in enumerate(shape["extent_mm"]):
+        values[f"extent_mm_{i}"] = e
+    return [k for k, (lo, hi) in REAL_SHAPE_RANGE.items() if not lo <= values[k] <= hi]

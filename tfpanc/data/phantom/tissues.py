@@ -71,8 +71,8 @@ CT_HU = {
     Tissue.MARROW: (230, 50),
     Tissue.DISC: (85, 10),
     Tissue.CSF: (12, 5),
-    Tissue.LIVER: (110, 10),
-    Tissue.SPLEEN: (118, 8),
+    Tissue.LIVER: (105, 6),
+    Tissue.SPLEEN: (110, 8),
     Tissue.KIDNEY_CORTEX: (175, 25),
     Tissue.KIDNEY_MEDULLA: (115, 20),
     Tissue.URINE: (12, 6),
@@ -86,7 +86,7 @@ CT_HU = {
     Tissue.ORAL_CONTRAST: (320, 100),
     Tissue.STOOL: (-30, 30),
     Tissue.STOMACH_WALL: (100, 10),
-    Tissue.PANCREAS: (106, 3),
+    Tissue.PANCREAS: (103.5, 1.5),
     Tissue.TABLE: (250, 50),
     Tissue.CARTILAGE: (130, 20),
     Tissue.LUNG: (-860, 30),
@@ -95,7 +95,7 @@ CT_HU = {
     Tissue.ADRENAL: (60, 10),
     Tissue.TABLE_FOAM: (-850, 30),
     Tissue.FAT_PLANE: (-98, 10),
-    Tissue.CHYME: (70, 15),
+    Tissue.CHYME: (95, 12),
 }
 
 # T1-weighted GRE, arbitrary units (mean, jitter)

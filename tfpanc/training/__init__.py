@@ -1,0 +1,1 @@
+"""Training support shared by the recipes: run directories, callbacks."""

@@ -1,0 +1,100 @@
+"""One training phase: input pipeline, compile, fit, checkpoint, resume.
+
+Backend-neutral: on TensorFlow the sampler is wrapped in tf.data (parallel
+map, prefetch); on JAX (or any other backend) in a ``keras.utils.PyDataset``,
+and TensorFlow is never imported.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+from tfpanc.data import pipeline
+from tfpanc.training.callbacks import HistoryCallback
+
+
+def make_input(sampler, batch_size, steps_per_epoch):
+    """An endless batch stream of ``sampler`` for ``model.fit``."""
+    if keras.backend.backend() == "tensorflow":
+        return pipeline.make_tf_dataset(sampler, batch_size, steps_per_epoch=steps_per_epoch)
+    return pipeline.SamplerPyDataset(sampler, batch_size, steps=steps_per_epoch, workers=2)
+
+
+class ValidationDSC(keras.callbacks.Callback):
+    """DSC of the fused output on a fixed validation set, logged as ``val_dsc``.
+
+    Args:
+        images: validation inputs (a few slices or slice runs).
+        masks: their masks, same leading shape, last axis 1.
+        threshold: probability threshold.
+        batch_size: inference batch.
+    """
+
+    def __init__(self, images, masks, threshold=0.5, batch_size=4):
+        super().__init__()
+        self.images = images
+        self.masks = masks > 0.5
+        self.threshold = threshold
+        self.batch_size = batch_size
+
+    def on_epoch_end(self, epoch, logs=None):
+        hits = total = 0
+        for i in range(0, len(self.images), self.batch_size):
+            out = self.model.predict_on_batch(self.images[i:i + self.batch_size])
+            pred = ops.convert_to_numpy(ops.sigmoid(out[..., :1])) > self.threshold
+            truth = self.masks[i:i + self.batch_size]
+            hits += np.logical_and(pred, truth).sum()
+            total += pred.sum() + truth.sum()
+        dsc = 1.0 if total == 0 else 2.0 * hits / total
+        if logs is not None:
+            logs["val_dsc"] = float(dsc)
+
+
+def _tensorboard(log_dir):
+    # Keras' TensorBoard callback writes through TensorFlow's summary API,
+    # which needs the tensorboard package as well.
+    try:
+        import tensorboard  # noqa: F401
+        import tensorflow  # noqa: F401
+    except ImportError:
+        return []
+    return [keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False)]
+
+
+def fit_phase(cfg, run, log, phase, model, loss, learning_rate, data, epochs, extra=None, val=None,
+              callbacks=()):
+    """Trains one named phase, or loads its weights when it finished before.
+
+    Returns:
+        the number of epochs run, or None when the phase was already done.
+    """
+    if run.is_done(phase):
+        model.load_weights(run.weights_path(phase))
+        log(f"{phase}: finished in an earlier run; weights loaded from {run.weights_path(phase).name}")
+        return None
+    if epochs <= 0:
+        model.save_weights(run.weights_path(phase))
+        run.mark_done(phase, epochs=0)
+        return 0
+    compile_args = {"jit_compile": cfg.jit_compile} if keras.backend.backend() == "tensorflow" else {}
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, **compile_args)
+    backup = run.backup_dir(phase)
+    if backup.exists():
+        log(f"{phase}: resuming from the backup in {backup}")
+    log(f"{phase}: training up to {epochs} epochs of {cfg.steps_per_epoch} steps "
+        f"({model.count_params():,} parameters)")
+    cbs = [keras.callbacks.BackupAndRestore(str(backup), save_freq=max(1, cfg.steps_per_epoch // 4))]
+    if val is not None:
+        cbs.append(ValidationDSC(*val, threshold=cfg.threshold))
+    cbs += list(callbacks)
+    cbs += _tensorboard(run.path / "tensorboard" / phase)
+    cbs.append(HistoryCallback(run.path / "history.csv", phase, log, extra=extra,
+                               plot_path=run.path / "progress.png"))
+    history = model.fit(data, epochs=epochs, steps_per_epoch=cfg.steps_per_epoch, callbacks=cbs,
+                        verbose=cfg.verbose, shuffle=False)
+    n = len(history.history.get("loss", []))
+    model.save_weights(run.weights_path(phase))
+    run.mark_done(phase, epochs=n, **{k: float(v[-1]) for k, v in history.history.items() if v})
+    return n

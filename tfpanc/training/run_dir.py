@@ -1,0 +1,87 @@
+"""The run directory: resolved flags, completed phases, weights, logs.
+
+A run is a sequence of named phases (``pnet_k1`` ... ``pnet_k5``,
+``pnet_final``, ``birnn``). Each finished phase leaves its weights
+``<phase>.weights.h5`` and an entry in ``state.json``; a phase cut short
+leaves a Keras ``BackupAndRestore`` backup under ``backup/<phase>``. Running
+the same command again skips finished phases, restores the interrupted one
+from its backup, and goes on: a killed run resumes where it stopped.
+``run.json`` holds what prediction needs to rebuild the model (no pickles).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from tfpanc.errors import InputError
+
+STATE_FILE = "state.json"
+RUN_FILE = "run.json"
+FLAGS_FILE = "flags.cfg"
+
+
+def _write_json(path, obj):
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1)
+    os.replace(tmp, path)
+
+
+class RunDir:
+    """Reads and writes a training run directory.
+
+    Args:
+        path: the ``--model_dir``.
+
+    Example:
+    >>> import tempfile
+    >>> run = RunDir(tempfile.mkdtemp())
+    >>> run.mark_done("pnet_k1", epochs=3); run.is_done("pnet_k1")
+    True
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def create(self, flagfile_text):
+        self.path.mkdir(parents=True, exist_ok=True)
+        previous = self.path / FLAGS_FILE
+        if previous.exists() and previous.read_text() != flagfile_text and self.state()["done"]:
+            # Resuming under other settings would silently mix two experiments.
+            raise InputError(previous, "this run was started with other flags; use a new --model_dir "
+                             "or the same flags to resume")
+        previous.write_text(flagfile_text)
+
+    def state(self):
+        path = self.path / STATE_FILE
+        if not path.exists():
+            return {"done": {}}
+        with open(path) as f:
+            return json.load(f)
+
+    def is_done(self, phase):
+        return phase in self.state()["done"]
+
+    def mark_done(self, phase, **info):
+        state = self.state()
+        state["done"][phase] = info
+        self.path.mkdir(parents=True, exist_ok=True)
+        _write_json(self.path / STATE_FILE, state)
+
+    def weights_path(self, phase):
+        return self.path / f"{phase}.weights.h5"
+
+    def backup_dir(self, phase):
+        return self.path / "backup" / phase
+
+    def write_run_info(self, info):
+        _write_json(self.path / RUN_FILE, info)
+
+    def run_info(self):
+        path = self.path / RUN_FILE
+        if not path.exists():
+            raise InputError(self.path, "not a finished tfpanc run (no run.json); train it first")
+        with open(path) as f:
+            return json.load(f)
