@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +31,19 @@ from tfpanc.errors import InputError
 CACHE_FILE = "cache.json"
 SPLITS_FILE = "splits.json"
 VIEWS = ("sagittal", "coronal", "axial")  # the view whose slices run along axis 0, 1, 2
+# np.load parses the .npy header with ast.literal_eval, which CPython 3.11 can
+# break when several threads parse at once ("AST constructor recursion depth
+# mismatch"), as tf.data's parallel map does: serialise the (cheap) opening.
+_OPEN_LOCK = threading.Lock()
 
 
-def _atomic_write_json(path, obj):
+def open_npy(path):
+    """Memory-maps a cached array, read-only, safely from any thread."""
+    with _OPEN_LOCK:
+        return np.load(path, mmap_mode="r")
+
+
+def atomic_write_json(path, obj):
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "w") as f:
         json.dump(obj, f, indent=1)
@@ -121,7 +132,7 @@ def write_case(root, case_id, image, label, geometry, modality="ct", extra=None)
     _atomic_save_npy(folder / "image.npy", image)
     meta.update(extra or {})
     # meta.json last: a case counts as present only once it is complete.
-    _atomic_write_json(folder / "meta.json", meta)
+    atomic_write_json(folder / "meta.json", meta)
     return meta
 
 
@@ -159,7 +170,7 @@ def write_splits(root, folds, method):
     splits = {"method": method, "folds": [
         {"train": sorted(c for g, fold in enumerate(folds) if g != f for c in fold),
          "val": sorted(folds[f])} for f in range(len(folds))]}
-    _atomic_write_json(Path(root) / SPLITS_FILE, splits)
+    atomic_write_json(Path(root) / SPLITS_FILE, splits)
     return splits
 
 
@@ -181,7 +192,7 @@ class CachedCase:
     @property
     def image(self):
         if self._image is None:
-            self._image = np.load(self.folder / "image.npy", mmap_mode="r")
+            self._image = open_npy(self.folder / "image.npy")
         return self._image
 
     @property
@@ -189,7 +200,7 @@ class CachedCase:
         if not self.meta.get("has_label"):
             return None
         if self._label is None:
-            self._label = np.load(self.folder / "label.npy", mmap_mode="r")
+            self._label = open_npy(self.folder / "label.npy")
         return self._label
 
     @property
@@ -259,6 +270,6 @@ class CaseCache:
 
 def write_index(root, dataset, case_ids, modality, source):
     """Writes ``cache.json``, the file that makes a folder a cache."""
-    _atomic_write_json(Path(root) / CACHE_FILE, {
+    atomic_write_json(Path(root) / CACHE_FILE, {
         "format": 1, "dataset": dataset, "modality": modality,
         "source": str(source), "case_ids": sorted(case_ids)})

@@ -12,21 +12,14 @@ from its backup, and goes on: a killed run resumes where it stopped.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from tfpanc.data.cache import atomic_write_json as _write_json
 from tfpanc.errors import InputError
 
 STATE_FILE = "state.json"
 RUN_FILE = "run.json"
 FLAGS_FILE = "flags.cfg"
-
-
-def _write_json(path, obj):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
 
 
 class RunDir:
