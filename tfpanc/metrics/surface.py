@@ -116,6 +116,17 @@ def _directed(from_surface, to_surface, sampling):
     return edt[from_surface]
 
 
+def _cropped_pair(pred, label, spacing):
+    """Both masks cut to their union's box (+margin) and the sampling; None if both empty."""
+    pred, label = _as_mask(pred), _as_mask(label)
+    if pred.shape != label.shape:
+        raise ValueError(f"mask shapes differ: {pred.shape} vs {label.shape}")
+    crop = union_crop(pred, label)
+    if crop is None:
+        return None
+    return pred[crop], label[crop], _spacing(spacing, pred.ndim)
+
+
 def surface_distances(pred, label, spacing):
     """Distances from each surface voxel of one mask to the other's surface.
 
@@ -135,14 +146,11 @@ def surface_distances(pred, label, spacing):
     >>> float(d_ab.max()), float(d_ba.max())
     (2.0, 2.0)
     """
-    pred, label = _as_mask(pred), _as_mask(label)
-    if pred.shape != label.shape:
-        raise ValueError(f"mask shapes differ: {pred.shape} vs {label.shape}")
-    sampling = _spacing(spacing, pred.ndim)
-    crop = union_crop(pred, label)
-    if crop is None:
+    cropped = _cropped_pair(pred, label, spacing)
+    if cropped is None:
         return np.zeros(0), np.zeros(0)
-    sp, sl = surface_mask(pred[crop]), surface_mask(label[crop])
+    p, l, sampling = cropped
+    sp, sl = surface_mask(p), surface_mask(l)
     return _directed(sp, sl, sampling), _directed(sl, sp, sampling)
 
 
@@ -163,14 +171,10 @@ def voxel_distances(pred, label, spacing):
     >>> sorted(voxel_distances(a, np.roll(a, 1, axis=0), 1.0)[0].tolist())
     [0.0, 0.0, 1.0, 1.0]
     """
-    pred, label = _as_mask(pred), _as_mask(label)
-    if pred.shape != label.shape:
-        raise ValueError(f"mask shapes differ: {pred.shape} vs {label.shape}")
-    sampling = _spacing(spacing, pred.ndim)
-    crop = union_crop(pred, label)
-    if crop is None:
+    cropped = _cropped_pair(pred, label, spacing)
+    if cropped is None:
         return np.zeros(0), np.zeros(0)
-    p, l = pred[crop], label[crop]
+    p, l, sampling = cropped
     return _directed(p, l, sampling), _directed(l, p, sampling)
 
 

@@ -12,6 +12,7 @@ import numpy as np
 from keras import ops
 
 from tfpanc.data import pipeline
+from tfpanc.metrics import dice
 from tfpanc.training.callbacks import HistoryCallback
 
 
@@ -40,16 +41,12 @@ class ValidationDSC(keras.callbacks.Callback):
         self.batch_size = batch_size
 
     def on_epoch_end(self, epoch, logs=None):
-        hits = total = 0
-        for i in range(0, len(self.images), self.batch_size):
-            out = self.model.predict_on_batch(self.images[i:i + self.batch_size])
-            pred = ops.convert_to_numpy(ops.sigmoid(out[..., :1])) > self.threshold
-            truth = self.masks[i:i + self.batch_size]
-            hits += np.logical_and(pred, truth).sum()
-            total += pred.sum() + truth.sum()
-        dsc = 1.0 if total == 0 else 2.0 * hits / total
+        pred = np.concatenate([
+            ops.convert_to_numpy(ops.sigmoid(self.model.predict_on_batch(
+                self.images[i:i + self.batch_size])[..., :1])) > self.threshold
+            for i in range(0, len(self.images), self.batch_size)])
         if logs is not None:
-            logs["val_dsc"] = float(dsc)
+            logs["val_dsc"] = float(dice(pred, self.masks))
 
 
 def _tensorboard(log_dir):
