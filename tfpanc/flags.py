@@ -18,9 +18,21 @@ from tfpanc.errors import InputError
 
 FLAGS = flags.FLAGS
 
-METHODS = ("cai",)
+METHODS = ("cai", "zhou")
 CAI_MODELS = ("pnet_msa", "pnet_msa_birnn", "unet", "hnn")
+ZHOU_MODELS = ("fcn8s",)
+MODELS = {"cai": CAI_MODELS, "zhou": ZHOU_MODELS}
 LOSSES = ("jac", "ce", "cbce", "dice")
+ZHOU_VIEWS = ("axial", "coronal", "sagittal")
+ZHOU_STAGES = ("coarse", "fine")
+FCN_MULTIPLE = 32  # FCN-8s' total down-sampling
+# Settings only one method reads: left out of the other method's recorded
+# flags.cfg, so adding a method never changes an existing run's flags.
+CAI_ONLY = ("num_units", "epochs_per_unit", "final_epochs", "growth_patience", "growth_min_delta",
+            "rnn_length", "rnn_epochs", "rnn_batch_size", "rnn_learning_rate", "positive_fraction")
+ZHOU_ONLY = ("view", "stage", "fc_filters", "dropout", "pretrained", "coarse_epochs", "fine_epochs",
+             "fine_learning_rate", "min_pixels", "fine_margin_min", "fine_margin_max", "fine_size",
+             "max_rounds", "stop_threshold", "crop_margin")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,11 +70,30 @@ class TrainConfig:
     evaluate: bool = True
     threshold: float = 0.5
     verbose: int = 1
+    # zhou (fixed-point FCN-8s, three views); see configs/zhou/.
+    view: str = "all"
+    stage: str = "all"
+    fc_filters: int = 4096
+    dropout: float = 0.5
+    pretrained: str = ""
+    coarse_epochs: int = 10
+    fine_epochs: int = 10
+    fine_learning_rate: float = 1e-4
+    min_pixels: int = 100
+    fine_margin_min: int = 0
+    fine_margin_max: int = 60
+    fine_size: int = 0
+    max_rounds: int = 10
+    stop_threshold: float = 0.95
+    crop_margin: int = 30
 
     def to_flagfile(self):
         """The resolved settings as flagfile lines (recorded in the run dir)."""
         lines = []
+        skip = ZHOU_ONLY if self.method == "cai" else CAI_ONLY
         for f in dataclasses.fields(self):
+            if f.name in skip:
+                continue
             value = getattr(self, f.name)
             if isinstance(value, bool):
                 lines.append(f"--{f.name}" if value else f"--no{f.name}")
@@ -80,7 +111,9 @@ def define_train_flags():
     """Defines the training flags (call once, before app.run)."""
     d = _DEFAULTS
     flags.DEFINE_enum("method", d.method, list(METHODS), "Paper whose recipe to run.")
-    flags.DEFINE_enum("model", d.model, list(CAI_MODELS), "cai: which network (Table II rows, Table III).")
+    flags.DEFINE_enum("model", d.model, list(CAI_MODELS + ZHOU_MODELS),
+                      "cai: which network (Table II rows, Table III); zhou: fcn8s (the default for "
+                      "--method=zhou when --model is not given).")
     flags.DEFINE_string("model_dir", d.model_dir, "Run directory: checkpoints, logs, resolved flags.")
     flags.DEFINE_string("data_dir", d.data_dir, "Case cache made by python -m tfpanc.data.prepare.")
     flags.DEFINE_integer("phantom_cases", d.phantom_cases,
@@ -114,6 +147,29 @@ def define_train_flags():
     flags.DEFINE_bool("evaluate", d.evaluate, "Evaluate the validation fold after training.")
     flags.DEFINE_float("threshold", d.threshold, "Probability threshold of the evaluation.")
     flags.DEFINE_integer("verbose", d.verbose, "Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch.")
+    # zhou
+    flags.DEFINE_enum("view", d.view, list(ZHOU_VIEWS) + ["all"],
+                      "zhou: which view's model(s) to train; all: the three views.")
+    flags.DEFINE_enum("stage", d.stage, list(ZHOU_STAGES) + ["all"],
+                      "zhou: coarse (whole slices), fine (pancreas box crops) or all.")
+    flags.DEFINE_integer("fc_filters", d.fc_filters, "zhou: channels of FCN-8s fc6/fc7 (VGG16: 4096).")
+    flags.DEFINE_float("dropout", d.dropout, "zhou: dropout after fc6 and fc7.")
+    flags.DEFINE_string("pretrained", d.pretrained,
+                        "zhou: optional local Keras VGG16 weights file to start the FCN-8s trunk from.")
+    flags.DEFINE_integer("coarse_epochs", d.coarse_epochs, "zhou: epochs of each coarse model.")
+    flags.DEFINE_integer("fine_epochs", d.fine_epochs, "zhou: epochs of each fine model.")
+    flags.DEFINE_float("fine_learning_rate", d.fine_learning_rate,
+                       "zhou: Adam learning rate of the fine models (--learning_rate: coarse).")
+    flags.DEFINE_integer("min_pixels", d.min_pixels,
+                         "zhou: coarse models train on slices with at least this many pancreas pixels.")
+    flags.DEFINE_integer("fine_margin_min", d.fine_margin_min, "zhou: smallest random crop margin (px).")
+    flags.DEFINE_integer("fine_margin_max", d.fine_margin_max, "zhou: largest random crop margin (px).")
+    flags.DEFINE_integer("fine_size", d.fine_size,
+                         "zhou: square size fine training crops are centre-padded to; 0: per view, the "
+                         "largest box plus margins, rounded up to a multiple of 32.")
+    flags.DEFINE_integer("max_rounds", d.max_rounds, "zhou: fixed-point rounds T at test time.")
+    flags.DEFINE_float("stop_threshold", d.stop_threshold, "zhou: stop when d(t) = DSC(Z(t-1), Z(t)) > R.")
+    flags.DEFINE_integer("crop_margin", d.crop_margin, "zhou: test-time frame around each box (px).")
 
 
 def _ints(name, raw, n):
@@ -124,6 +180,31 @@ def _ints(name, raw, n):
     if len(values) != n or min(values) < 1:
         raise InputError(f"--{name}", f"expected {n} positive integers, got {','.join(raw)}")
     return values
+
+
+def _zhou_checks(fv):
+    for name in ("fc_filters",):
+        if getattr(fv, name) < 1:
+            raise InputError(f"--{name}", f"must be at least 1, got {getattr(fv, name)}")
+    for name in ("coarse_epochs", "fine_epochs", "min_pixels", "fine_margin_min", "fine_size",
+                 "max_rounds", "crop_margin"):
+        if getattr(fv, name) < 0:
+            raise InputError(f"--{name}", f"must not be negative, got {getattr(fv, name)}")
+    for name in ("slice_size", "fine_size"):
+        if getattr(fv, name) % FCN_MULTIPLE:
+            raise InputError(f"--{name}", f"must be a multiple of {FCN_MULTIPLE} for FCN-8s, "
+                             f"got {getattr(fv, name)}")
+    if fv.fine_margin_max < fv.fine_margin_min:
+        raise InputError("--fine_margin_max", f"must be at least --fine_margin_min={fv.fine_margin_min}, "
+                         f"got {fv.fine_margin_max}")
+    if not fv.fine_learning_rate > 0:
+        raise InputError("--fine_learning_rate", f"must be positive, got {fv.fine_learning_rate}")
+    if not 0.0 <= fv.dropout < 1.0:
+        raise InputError("--dropout", f"must be in [0, 1), got {fv.dropout}")
+    if not 0.0 < fv.stop_threshold <= 1.0:
+        raise InputError("--stop_threshold", f"must be in (0, 1], got {fv.stop_threshold}")
+    if fv.pretrained and not Path(fv.pretrained).is_file():
+        raise InputError(fv.pretrained, "--pretrained weights file not found")
 
 
 def train_config(flag_values=FLAGS):
@@ -141,7 +222,15 @@ def train_config(flag_values=FLAGS):
                  "slice_size"]:
         if getattr(fv, name) < 0:
             raise InputError(f"--{name}", f"must not be negative, got {getattr(fv, name)}")
-    if fv.slice_size and fv.slice_size % 2 ** (fv.num_units - 1):
+    model = fv.model
+    if fv.method == "zhou" and not fv["model"].present:
+        model = ZHOU_MODELS[0]
+    if model not in MODELS[fv.method]:
+        raise InputError("--model", f"{model} is not a {fv.method} model; choose one of "
+                         f"{', '.join(MODELS[fv.method])}")
+    if fv.method == "zhou":
+        _zhou_checks(fv)
+    elif fv.slice_size and fv.slice_size % 2 ** (fv.num_units - 1):
         raise InputError("--slice_size", f"must be a multiple of {2 ** (fv.num_units - 1)} "
                          f"for {fv.num_units} units, got {fv.slice_size}")
     for name in ["learning_rate", "rnn_learning_rate"]:
@@ -165,5 +254,6 @@ def train_config(flag_values=FLAGS):
         raise InputError(fv.model_dir, "--model_dir exists and is not a folder")
     values = {f.name: getattr(fv, f.name) for f in dataclasses.fields(TrainConfig)}
     values["window"] = window
+    values["model"] = model
     values["phantom_shape"] = _ints("phantom_shape", fv.phantom_shape, 3)
     return TrainConfig(**values)

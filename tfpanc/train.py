@@ -5,7 +5,9 @@ validated at start (one-line errors), and are recorded in the run directory
 (``--model_dir``/flags.cfg). When ``--phantom_cases`` is set and
 ``--data_dir`` holds no cache yet, a phantom dataset is generated and
 prepared there first, so one command takes a fresh machine to a trained,
-evaluated model.
+evaluated model. ``--method=zhou --stage=all --view=all`` trains the six
+models of a fold into ``--model_dir``/<stage>_<view>/ and writes
+``--model_dir``/pipeline.json (see :mod:`tfpanc.methods.zhou`).
 
 The same command runs under ``KERAS_BACKEND=jax``: nothing here imports
 TensorFlow unless the backend is TensorFlow.
@@ -57,6 +59,8 @@ def main(argv):
     ensure_data(cfg, log)
     if cfg.method == "cai":
         from tfpanc.methods import cai as method
+    elif cfg.method == "zhou":
+        from tfpanc.methods import zhou as method
     else:  # flags validation keeps this unreachable
         raise InputError("--method", f"unknown method {cfg.method}")
     method.train(cfg, run, log)

@@ -20,42 +20,10 @@ excluded. Usage::
 from __future__ import annotations
 
 import argparse
-import resource
 import time
 
 import numpy as np
-
-
-def peak_rss_mib():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def compiled_forward(model):
-    """A compiled ``x -> outputs`` of ``model`` for the active backend."""
-    import keras
-
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        trainable = [v.value for v in model.trainable_variables]
-        non_trainable = [v.value for v in model.non_trainable_variables]
-
-        @jax.jit
-        def run(x):
-            return model.stateless_call(trainable, non_trainable, x, training=False)[0]
-
-        return lambda x: run(x).block_until_ready()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-        return lambda x: fn(x).numpy()
-    return lambda x: model.predict_on_batch(x)
+from bench_util import compiled_forward, peak_rss_mib
 
 
 def timed(fn, x, repeats):
@@ -105,7 +73,7 @@ def main():
         print(f"training: {args.train_batch / per_step:.2f} slices/s ({per_step:.3f} s per batch of "
               f"{args.train_batch})")
 
-    forward = compiled_forward(pnet)
+    forward = compiled_forward(pnet, to_numpy=False)
     x = rng.random((args.batch, args.size, args.size, 3), dtype=np.float32)
     per_batch = timed(forward, x, args.repeats)
     per_slice = per_batch / args.batch
@@ -122,7 +90,7 @@ def main():
         pnet_volume = per_slice * args.depth
         how = f"scaled from {args.batch}-slice batches"
     head = BiRNNHead(args.size, args.size)
-    birnn = compiled_forward(head)
+    birnn = compiled_forward(head, to_numpy=False)
     seq = rng.random((1, args.depth, args.size, args.size, 1), dtype=np.float32)
     birnn_volume = timed(birnn, seq, max(1, args.repeats - 1))
     print(f"volume {args.size}x{args.size}x{args.depth}: PNet-MSA {pnet_volume:.2f} s ({how}), "

@@ -33,13 +33,12 @@ import math
 import keras
 import numpy as np
 
-from tfpanc.data.cache import CaseCache
 from tfpanc.data.intensity import IntensityNormalizer
 from tfpanc.data.sampling import SliceRunSampler, SliceSampler
 from tfpanc.inference.slicewise import padded_size
 from tfpanc.losses import deep_supervision_loss
 from tfpanc.models import CNNRNN, HNN, BiRNNHead, PNetMSA, UNet2D, grow
-from tfpanc.training.fit import fit_phase, make_input
+from tfpanc.training.fit import fit_phase, make_input, start_training
 
 PNET_MODELS = ("pnet_msa", "pnet_msa_birnn")
 HNN_MULTIPLE = 16
@@ -134,11 +133,7 @@ def _train_birnn(cfg, run, log, cache, train_ids, val_ids, size, normalizer, pne
 
 def train(cfg, run, log):
     """Runs the whole recipe for one fold; writes ``run.json`` and evaluates."""
-    if cfg.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
-    keras.utils.set_random_seed(cfg.seed)
-    cache = CaseCache(cfg.data_dir)
-    train_ids, val_ids = cache.split(cfg.fold)
+    cache, train_ids, val_ids = start_training(cfg)
     size = slice_size(cfg, cache, train_ids)
     normalizer = normalizer_for(cache, cfg)
     log(f"fold {cfg.fold}: {len(train_ids)} training cases, {len(val_ids)} validation cases, "
@@ -181,6 +176,6 @@ def network_multiple(info):
     return required_multiple(info["model"], info["num_units"])
 
 
-def batches_for(shape, budget_voxels=2 ** 23):
+def batches_for(shape, budget_voxels=2 ** 21):
     """Slices per batch so a batch's activations stay bounded (~64 channels)."""
     return max(1, min(16, int(budget_voxels // max(1, math.prod(shape[:2])))))

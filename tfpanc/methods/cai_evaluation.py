@@ -25,12 +25,12 @@ from tfpanc.data.intensity import IntensityNormalizer
 from tfpanc.inference.sequence import BiRNNOverVolume
 from tfpanc.inference.slicewise import predict_slices
 from tfpanc.methods import cai
-from tfpanc.metrics import all_metrics, dice, format_table, summarize
+from tfpanc.metrics import all_metrics, format_table, summarize
+from tfpanc.metrics.threshold_sweep import THRESHOLDS, plot_threshold_sweep, threshold_sweep
 from tfpanc.training.run_dir import RunDir
 
 PAPER_METRICS = ("dsc", "jaccard", "precision", "recall", "avd", "hd95", "assd", "volume_ml",
-                 "label_volume_ml", "abnormal_shape_changes")
-THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.05), 2)
+                 "label_volume_ml", "abnormal_shape_changes", "mean_slice_avd")
 
 
 class CaiPredictor:
@@ -78,31 +78,6 @@ class CaiPredictor:
         return out
 
 
-def threshold_sweep(probability, label):
-    """DSC at each threshold of :data:`THRESHOLDS`."""
-    truth = label > 0
-    return np.array([dice(probability > t, truth) for t in THRESHOLDS])
-
-
-def _plot_sweep(thresholds, curves, png_path, title):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, values in curves.items():
-        ax.plot(thresholds, 100 * np.asarray(values), marker="o", label=name)
-    ax.set_xlabel("probability threshold")
-    ax.set_ylabel("mean DSC (%)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=80)
-    plt.close(fig)
-
-
 def _write_rows(path, rows):
     columns = list(rows[0])
     with open(path, "w", newline="") as f:
@@ -132,7 +107,8 @@ def evaluate_run(run_dir, cache, case_ids, log=print, threshold=None, output_dir
             cnn_sweeps.append(threshold_sweep(probs["cnn_probability"], label))
             line += (f" (CNN alone: DSC {100 * cnn_row['dsc']:.1f}%, AVD {cnn_row['avd']:.2f} mm; "
                      f"abnormal shape changes {cnn_row['abnormal_shape_changes']:.0f} -> "
-                     f"{row['abnormal_shape_changes']:.0f})")
+                     f"{row['abnormal_shape_changes']:.0f}, mean slice-to-slice AVD "
+                     f"{cnn_row['mean_slice_avd']:.2f} -> {row['mean_slice_avd']:.2f} mm)")
         log(line)
     result = {"threshold": threshold, "cases": list(case_ids), "final": summarize(rows, PAPER_METRICS)}
     _write_rows(out_dir / "per_case.csv", rows)
@@ -148,7 +124,7 @@ def evaluate_run(run_dir, cache, case_ids, log=print, threshold=None, output_dir
         writer.writerow(["threshold", *curves])
         for i, t in enumerate(THRESHOLDS):
             writer.writerow([t, *(f"{v[i]:.5f}" for v in curves.values())])
-    _plot_sweep(THRESHOLDS, curves, out_dir / "threshold_sweep.png",
+    plot_threshold_sweep(THRESHOLDS, curves, out_dir / "threshold_sweep.png",
                 f"threshold vs DSC ({len(case_ids)} cases)")
     (out_dir / "summary.json").write_text(json.dumps(result, indent=1, default=_json_number) + "\n")
     log("evaluation at threshold %.2f over %d cases:\n%s" % (threshold, len(case_ids),

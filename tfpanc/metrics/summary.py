@@ -36,6 +36,7 @@ METRICS = {
     "box_iou": ("%", True, 1, "IoU of the bounding boxes"),
     "box_recall": ("%", True, 1, "label voxels inside the predicted box"),
     "abnormal_shape_changes": ("count", False, 1, "predicted slice pairs with AVD > 0.5 mm"),
+    "mean_slice_avd": ("mm", False, 2, "mean AVD between consecutive predicted slices"),
 }
 DEFAULT_METRICS = tuple(METRICS)
 _SURFACE = ("hd", "hd95", "assd", "avd_surface")
@@ -88,6 +89,7 @@ def all_metrics(pred, label, spacing, metrics=None):
         "box_iou": lambda: overlap.box_iou(overlap.bounding_box(p), overlap.bounding_box(l)),
         "box_recall": lambda: overlap.box_recall(overlap.bounding_box(p), l),
         "abnormal_shape_changes": lambda: float(surface.abnormal_shape_changes(p, spacing)),
+        "mean_slice_avd": lambda: surface.mean_slice_avd(p, spacing),
     }
     return {n: float(values[n]) if n in values else float(simple[n]()) for n in names}
 

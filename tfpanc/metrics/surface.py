@@ -32,7 +32,10 @@ Definitions (``A`` the prediction, ``B`` the label, spacing-aware throughout):
 * ``avd_surface``: the same formula over surface voxels (close to ASSD).
 * ``slice_avd``: the 2D ``avd`` between consecutive axial slices ``k`` and
   ``k + 1`` (axis 2), with the in-plane spacing; Cai et al.'s shape-continuity
-  measure. ``abnormal_shape_changes`` counts pairs above 0.5 mm.
+  measure. ``abnormal_shape_changes`` counts pairs above 0.5 mm;
+  ``mean_slice_avd`` averages the pairs (a count saturates when the in-plane
+  pixel is larger than 0.5 mm, as on a coarse phantom, where every pair
+  that changes at all is "abnormal").
 
 Empty masks: both empty -> every distance is 0. Exactly one empty -> the
 distance is ``inf`` (the distance to an empty set; it keeps "no prediction"
@@ -351,3 +354,24 @@ def abnormal_shape_changes(mask, spacing, threshold_mm=0.5):
         return 0
     pairs = slice_avd(mask, spacing)[first:last]
     return int(np.count_nonzero(pairs > threshold_mm))
+
+
+def mean_slice_avd(mask, spacing):
+    """Mean :func:`slice_avd` over the slice pairs inside the mask's axial extent, in mm.
+
+    Gaps (an empty slice inside the extent) give infinite pairs; they are
+    left out of the mean and counted by :func:`abnormal_shape_changes`.
+    0 for an empty or one-slice mask.
+
+    Example:
+    >>> m = np.zeros((8, 8, 3), bool); m[2:5, 2:5, :2] = True; m[2:6, 2:5, 2] = True
+    >>> mean_slice_avd(m, (1.0, 1.0, 2.0))  # pairs 0 and 0.125 mm
+    0.0625
+    """
+    mask = _as_mask(mask)
+    first, last = _slice_range(mask)
+    if first is None or last == first:
+        return 0.0
+    pairs = slice_avd(mask, spacing)[first:last]
+    pairs = pairs[np.isfinite(pairs)]
+    return float(pairs.mean()) if pairs.size else 0.0

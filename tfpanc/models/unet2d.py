@@ -27,7 +27,7 @@ def _double_conv(x, filters, prefix, batch_norm):
         x = layers.Conv2D(filters, 3, padding="same", use_bias=not batch_norm,
                           kernel_initializer=INIT, name=f"{prefix}_conv{i}")(x)
         if batch_norm:
-            x = layers.BatchNormalization(name=f"{prefix}_bn{i}")(x)
+            x = layers.BatchNormalization(momentum=0.9, name=f"{prefix}_bn{i}")(x)  # see PNetMSA
         x = layers.ReLU(name=f"{prefix}_relu{i}")(x)
     return x
 

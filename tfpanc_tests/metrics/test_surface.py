@@ -237,3 +237,16 @@ def test_real_pancreas_label_neighbouring_slices():
         f.GetAverageHausdorffDistance(), rel=1e-6)
     assert surface.hausdorff(moved, label, vol.spacing) == pytest.approx(
         f.GetHausdorffDistance(), abs=1e-4)
+
+
+def test_mean_slice_avd_of_a_staircase():
+    # A 3x3 square moving one 0.5 mm pixel along x per slice: per pair, 3 of
+    # the 9 voxels of each slice are 0.5 mm from the other slice's square.
+    m = np.zeros((16, 8, 6), bool)
+    for k in range(1, 5):
+        m[2 + k:5 + k, 2:5, k] = True
+    spacing = (0.5, 0.7, 3.0)
+    assert surface.mean_slice_avd(m, spacing) == pytest.approx(0.5 * 3 / 9)
+    m[:, :, 3] = False  # a gap: its pairs are left to abnormal_shape_changes
+    assert surface.mean_slice_avd(m, spacing) == pytest.approx(0.5 * 3 / 9)
+    assert surface.mean_slice_avd(np.zeros((4, 4, 4), bool), spacing) == 0.0

@@ -34,7 +34,7 @@ def test_parameter_count(head):
     fusion = 2 + 1  # lambda^-, lambda^+ and a bias
     assert head.count_params() == 2 * (per_direction_weights + gates) + fusion
     lam = head.get_layer("direction_fusion").get_weights()[0]
-    np.testing.assert_array_equal(lam, np.full((2, 1), 2.0, "float32"))
+    np.testing.assert_array_equal(lam, np.full((2, 1), head.lambda_init, "float32"))
 
 
 def test_directions_are_aligned(head):
@@ -79,3 +79,24 @@ def test_config_and_keras_file_round_trip(head, tmp_path):
     assert isinstance(loaded, BiRNNHead)
     x = random_maps((1, 3, 24, 24, 1), seed=3)
     np.testing.assert_allclose(run(loaded, x), run(head, x), rtol=1e-5, atol=1e-6)
+
+
+def test_identity_init_passes_the_cnn_probability_through():
+    keras.utils.set_random_seed(5)
+    head = BiRNNHead(16, 16)
+    x = random_maps((2, 5, 16, 16, 1), seed=4)
+    agree = ((run(head, x) > 0) == (x > 0.5)).mean()
+    assert agree > 0.97
+    prob = lambda v: 1 / (1 + np.exp(-run(head, np.full((1, 3, 16, 16, 1), v, "float32"))))  # noqa: E731
+    assert prob(0.95).min() > 0.98 and prob(0.05).max() < 0.02  # lambda 4: the full range
+    # a random start does not: it is close to 0.5 everywhere
+    random_start = BiRNNHead(16, 16, identity_init=False)
+    assert ((run(random_start, x) > 0) == (x > 0.5)).mean() < 0.9
+    assert random_start.get_config()["identity_init"] is False
+
+
+def test_identity_like_weights_rejects_other_shapes():
+    from tfpanc.models.birnn_head import identity_like_weights
+
+    with pytest.raises(ValueError, match="1-filter"):
+        identity_like_weights([np.zeros((3, 3, 2, 4)), np.zeros((3, 3, 1, 4)), np.zeros(4)])

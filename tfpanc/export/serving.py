@@ -1,0 +1,216 @@
+"""The serving graph of a cai run, and its export as a TF SavedModel.
+
+Serving contract (signature ``serving_default``):
+
+* input ``ct``: float32 ``[n, x, y, z]``, a batch of ``n`` raw CT volumes in
+  Hounsfield units, each indexed like :func:`tfpanc.data.io.load_volume`'s
+  array: ``[x, y, z]`` in nibabel's closest-canonical RAS+ order, so an
+  axial slice is ``volume[:, :, k]`` and ``z`` runs inferior to superior. The
+  volumes of one request share a shape; TF Serving's row format sends one
+  volume per instance. Any ``x, y, z >= 1`` is accepted (unless the export
+  pinned ``x = y = --slice_size``).
+* outputs, each ``[n, x, y, z]`` like the input: ``probability`` (float32,
+  the pancreas probability) and ``mask`` (uint8, ``probability >
+  threshold``, the run's threshold unless the export set another).
+
+The graph is what :class:`tfpanc.methods.cai_evaluation.CaiPredictor` does
+in numpy: the run's HU window mapped to [0, 1], each axial slice with its two
+neighbours (edge slices repeated) padded at the bottom/right with normalised
+air to the network's multiple, the CNN over the slices in batches of at most
+16 (fewer for large slices, as :func:`tfpanc.methods.cai.batches_for`), the
+fused logit's sigmoid cropped back, then for BiRNN runs the BiRNN over each
+volume's whole axial sequence.
+
+Keras' ConvLSTM2D fixes the in-plane size when it is built, but only to make
+its zero initial state. Inside the serving ``tf.function`` the in-plane size
+is unknown at trace time; we pass the zero state explicitly, shaped from the
+input at run time, and call the trained Bidirectional layer directly, so the
+exported model serves any in-plane size with no padding or cropping (the
+recurrence itself is convolutions, valid at any size).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from tfpanc.errors import InputError
+from tfpanc.export.rest import INPUT_NAME, SIGNATURE
+from tfpanc.training.run_dir import RunDir
+
+# Slices per CNN call, as cai.batches_for: a batch's activations stay bounded.
+SLICE_BUDGET_VOXELS = 2 ** 23
+MAX_SLICE_BATCH = 16
+METADATA_FILE = "assets.extra/tfpanc_export.json"
+
+
+def check_run(model_dir):
+    """``run.json`` of a run the export can serve, else a one-line InputError."""
+    run = RunDir(model_dir)
+    if not run.path.is_dir():
+        raise InputError(run.path, "no such run folder")
+    info = run.run_info()
+    if info.get("method") != "cai":
+        raise InputError(run.path / "run.json", f"unsupported method {info.get('method')!r} (export serves cai runs)")
+    if info.get("modality") != "ct":
+        raise InputError(run.path / "run.json", f"modality {info.get('modality')!r}: export serves CT runs only "
+                         "(MRI needs per-volume statistics the graph does not compute)")
+    weights = [info.get("cnn_weights")] + ([info["birnn"].get("weights")] if info.get("birnn") else [])
+    for name in weights:
+        if not name or not (run.path / name).is_file():
+            raise InputError(run.path / str(name), "weights file named in run.json is missing")
+    return info
+
+
+def serving_fn(cnn, head, info, threshold):
+    """The serving function ``ct [n, x, y, z] -> {"probability", "mask"}``.
+
+    Args:
+        cnn: the run's 2D network (channel 0 of its output: fused logits).
+        head: its :class:`tfpanc.models.BiRNNHead`, or None.
+        info: the run's ``run.json``.
+        threshold: probability threshold of the mask.
+
+    Returns:
+        a Python function of one float32 tensor; wrap it in ``tf.function``.
+    """
+    import tensorflow as tf
+
+    from tfpanc.methods import cai
+
+    low, high = (float(v) for v in info["window"])
+    # As tfpanc.data.intensity.window_ct: clip, subtract, divide, all float32.
+    low32, high32, scale32 = tf.constant(low, tf.float32), tf.constant(high, tf.float32), \
+        tf.constant(high - low, tf.float32)
+    multiple = cai.network_multiple(info)
+    threshold32 = tf.constant(threshold, tf.float32)
+    bidir = None if head is None else head.get_layer("bidirectional_clstm")
+    fusion = None if head is None else head.get_layer("direction_fusion")
+
+    def cnn_probability(ct):
+        shape = tf.shape(ct)
+        n, h, w, z = shape[0], shape[1], shape[2], shape[3]
+        x = (tf.clip_by_value(ct, low32, high32) - low32) / scale32
+        x = tf.transpose(x, [0, 3, 1, 2])  # [n, z, x, y]: one axial slice per row
+        hp = -(-h // multiple) * multiple
+        wp = -(-w // multiple) * multiple
+        x = tf.pad(x, [[0, 0], [0, 0], [0, hp - h], [0, wp - w]])  # 0 = normalised air
+        flat = tf.reshape(x, [-1, hp, wp])
+        count = n * z
+        batch = tf.clip_by_value(SLICE_BUDGET_VOXELS // (h * w), 1, MAX_SLICE_BATCH)
+        steps = -(-count // batch)
+
+        def body(i, out):
+            idx = tf.range(i * batch, tf.minimum((i + 1) * batch, count))
+            k = idx % z
+            first = idx - k  # slice 0 of the same volume: neighbours stay inside it
+            neighbours = tf.stack([first + tf.maximum(k - 1, 0), idx, first + tf.minimum(k + 1, z - 1)], -1)
+            stacks = tf.transpose(tf.gather(flat, neighbours), [0, 2, 3, 1])
+            logits = cnn(stacks, training=False)[..., 0]
+            return i + 1, out.write(i, tf.sigmoid(logits)[:, :h, :w])
+
+        out = tf.TensorArray(tf.float32, size=steps, infer_shape=False)
+        # One batch at a time: memory is bounded by the batch, not the volume.
+        _, out = tf.while_loop(lambda i, _: i < steps, body, [tf.constant(0), out],
+                               parallel_iterations=1)
+        return tf.reshape(out.concat(), [n, z, h, w])
+
+    def fn(ct):
+        ct = tf.convert_to_tensor(ct, tf.float32)
+        shape = tf.shape(ct)
+        with tf.control_dependencies([tf.debugging.assert_positive(
+                shape[1:], message="ct must be [n, x, y, z] with x, y, z >= 1")]):
+            prob = cnn_probability(ct)  # [n, z, x, y]
+        if bidir is not None:
+            zeros = tf.zeros([shape[0], shape[1], shape[2], 1], tf.float32)
+            both = bidir(prob[..., None], initial_state=[zeros, zeros, zeros, zeros], training=False)
+            prob = tf.sigmoid(fusion(both)[..., 0])
+        prob = tf.transpose(prob, [0, 2, 3, 1])
+        return {"probability": prob, "mask": tf.cast(prob > threshold32, tf.uint8)}
+
+    return fn
+
+
+def _metadata(model_dir, info, threshold, slice_size):
+    size = slice_size or -1
+    return {"format": "tfpanc cai SavedModel", "run": str(Path(model_dir).resolve()),
+            "model": info["model"], "num_units": info.get("num_units"), "filters": info.get("filters"),
+            "birnn": bool(info.get("birnn")), "window_hu": list(info["window"]), "threshold": threshold,
+            "signature": SIGNATURE,
+            "input": {"name": INPUT_NAME, "dtype": "float32", "shape": [-1, size, size, -1],
+                      "layout": "[n, x, y, z], x, y, z as tfpanc.data.io.load_volume (RAS+), HU"},
+            "outputs": {"probability": "float32 [n, x, y, z]", "mask": "uint8 [n, x, y, z]"}}
+
+
+def export_run(model_dir, export_dir, slice_size=None, threshold=None, log=print):
+    """Writes a cai run as a SavedModel servable by TF Serving.
+
+    The SavedModel is written to ``<export_dir>.partial`` and renamed when
+    complete, so ``export_dir`` never holds half an export. For TF Serving,
+    ``export_dir`` is a version folder: ``<models>/<name>/<version>``.
+
+    Args:
+        model_dir: a finished cai run (holds run.json).
+        export_dir: the SavedModel folder to create (must not exist, or be empty).
+        slice_size: None serves any in-plane size; N pins the signature to
+            ``x = y = N``.
+        threshold: the mask threshold; None -> the run's.
+        log: progress printer.
+
+    Returns:
+        ``Path(export_dir)``.
+
+    Example:
+    >>> export_run("runs/quickstart", "serving/tfpanc/1")      # doctest: +SKIP
+    >>> import tensorflow as tf                                # doctest: +SKIP
+    >>> sig = tf.saved_model.load("serving/tfpanc/1").signatures["serving_default"]  # doctest: +SKIP
+    >>> sig(ct=tf.zeros((1, 64, 64, 8)))["mask"].shape         # doctest: +SKIP
+    TensorShape([1, 64, 64, 8])
+    """
+    if slice_size is not None and int(slice_size) < 1:
+        raise InputError("--slice_size", f"must be a positive number of pixels, got {slice_size}")
+    info = check_run(model_dir)
+    threshold = float(info.get("threshold", 0.5) if threshold is None else threshold)
+    if not 0.0 < threshold < 1.0:
+        raise InputError("--threshold", f"must be in (0, 1), got {threshold}")
+    export_dir = Path(export_dir)
+    if export_dir.exists() and (not export_dir.is_dir() or any(export_dir.iterdir())):
+        raise InputError(export_dir, "already exists; export to a new (version) folder")
+    if export_dir.parent.exists() and not export_dir.parent.is_dir():
+        raise InputError(export_dir.parent, "is not a folder")
+    # Checks above are TensorFlow-free, so a bad request fails in a second.
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        raise InputError(None, f"export needs KERAS_BACKEND=tensorflow, not {keras.backend.backend()}")
+    import tensorflow as tf
+
+    from tfpanc.methods import cai
+
+    cnn, head, _ = cai.load_models(Path(model_dir), info)
+    size = None if slice_size is None else int(slice_size)
+    archive = keras.export.ExportArchive()
+    archive.track(cnn)
+    if head is not None:
+        archive.track(head)
+    archive.add_endpoint(SIGNATURE, serving_fn(cnn, head, info, threshold),
+                         input_signature=[tf.TensorSpec([None, size, size, None], tf.float32, name=INPUT_NAME)])
+    partial = Path(f"{export_dir}.partial")
+    if partial.exists():
+        shutil.rmtree(partial)  # left by an interrupted export
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        archive.write_out(str(partial), verbose=False)
+        meta = partial / METADATA_FILE
+        meta.parent.mkdir(parents=True, exist_ok=True)
+        meta.write_text(json.dumps(_metadata(model_dir, info, threshold, size), indent=1) + "\n")
+        os.replace(partial, export_dir)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    log(f"exported {info['model']} ({'with' if head is not None else 'no'} BiRNN) of {model_dir} "
+        f"-> {export_dir} (signature {SIGNATURE!r}: {INPUT_NAME} float32 [n, x, y, z] HU -> "
+        f"probability, mask at {threshold:g})")
+    return export_dir

@@ -1,0 +1,233 @@
+"""Zhou et al.: coarse and fine FCN-8s per view, joined by a fixed-point iteration.
+
+The training recipe (the paper's Sec. 2 and OrganSegC2F's ``run.sh``):
+
+1. **Six models per fold**: for each of the axial, coronal and sagittal views
+   a *coarse* and a *fine* FCN-8s (:class:`tfpanc.models.FCN8s`, logits of
+   the centre slice of a 3-slice stack), each trained with the soft Dice loss
+   per 2D sample (``--loss=dice``).
+2. **Coarse** models see whole slices of their view that hold at least
+   ``--min_pixels`` (paper: 100) pancreas pixels
+   (:class:`tfpanc.data.sampling.SliceSampler`), centre-padded to a multiple
+   of 32 (``--slice_size``, or per view the largest slice of the fold).
+3. **Fine** models see each pancreas slice cut to its pancreas box plus a
+   frame whose four margins are drawn uniformly from
+   {``--fine_margin_min``..``--fine_margin_max``} (paper: 0..60) pixels,
+   filled with image data (:class:`tfpanc.data.sampling.SliceCropSampler`).
+   Caffe's FCN takes each crop at its own size (batch 1); ours needs fixed
+   multiples of 32 to batch, so crops stay at native resolution and are
+   centre-padded with air to ``--fine_size`` (default: per view, the largest
+   box plus both margins, rounded up). At test time each crop is padded to
+   its own next multiple of 32 (``FineViewPredictor(mode="pad")``), so train
+   and test see the pancreas at the same scale.
+
+One command trains a fold's pipeline: with ``--stage=all --view=all``,
+``--model_dir=D`` gets the six runs ``D/<stage>_<view>/`` (each a normal run
+directory with ``run.json``, ``history.csv``, ``progress.png`` and resume,
+:mod:`tfpanc.training.run_dir`) and ``D/pipeline.json``, which
+:class:`tfpanc.methods.zhou_evaluation.ZhouPredictor` and
+``python -m tfpanc.predict --model_dir=D`` read. A re-run skips finished
+models and resumes an interrupted one; six models trained one by one (one
+``configs/zhou/<stage>_<view>.cfg`` each) into ``D/<stage>_<view>`` are
+picked up the same way, so the pipeline command then only writes
+``pipeline.json`` (and evaluates). With one stage and one view,
+``--model_dir`` is that model's run directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from tfpanc.data.boxes import as_box
+from tfpanc.data.cache import atomic_write_json
+from tfpanc.data.intensity import IntensityNormalizer
+from tfpanc.data.sampling import MarginRange, SliceCropSampler, SliceSampler
+from tfpanc.errors import InputError
+from tfpanc.flags import FCN_MULTIPLE, ZHOU_STAGES, ZHOU_VIEWS
+from tfpanc.inference.slicewise import padded_size
+from tfpanc.losses import get_loss
+from tfpanc.models.fcn8s import FCN8s, load_vgg16_weights
+from tfpanc.training.fit import fit_phase, make_input, start_training
+from tfpanc.training.run_dir import RunDir
+
+PIPELINE_FILE = "pipeline.json"
+MODEL_NAMES = tuple(f"{s}_{v}" for s in ZHOU_STAGES for v in ZHOU_VIEWS)
+VALIDATION_SAMPLES = 16
+# Flags that do not change a trained model: a finished model is reused when only these differ.
+RUN_ONLY_FLAGS = ("model_dir", "stage", "view", "evaluate", "verbose", "max_rounds", "stop_threshold",
+                  "crop_margin", "threshold", "jit_compile")
+
+
+def _plane_axes(view):
+    return {"sagittal": (1, 2), "coronal": (0, 2), "axial": (0, 1)}[view]
+
+
+def coarse_size(cache, case_ids, view, slice_size=0):
+    """``(H, W)`` of coarse training slices: ``slice_size`` squared, or the largest plane padded to 32."""
+    if slice_size:
+        return int(slice_size), int(slice_size)
+    planes = np.array([[cache.case(c).meta["shape"][a] for a in _plane_axes(view)] for c in case_ids])
+    return tuple(padded_size(int(n), FCN_MULTIPLE) for n in planes.max(axis=0))
+
+
+def fine_size(cache, case_ids, view, margin_max, size=0):
+    """``(H, W)`` fine training crops are padded to: ``size`` squared, or per view the
+    largest in-plane pancreas box plus two margins (at most the plane), padded to 32."""
+    if size:
+        return int(size), int(size)
+    extent = np.zeros(2, np.int64)
+    for c in case_ids:
+        meta = cache.case(c).meta
+        if meta.get("pancreas_box") is None:
+            continue
+        box = as_box(meta["pancreas_box"])
+        for i, a in enumerate(_plane_axes(view)):
+            need = int(box[a, 1] - box[a, 0]) + 2 * int(margin_max)
+            extent[i] = max(extent[i], min(need, int(meta["shape"][a])))
+    return tuple(padded_size(max(int(n), 1), FCN_MULTIPLE) for n in extent)
+
+
+def build_model(info):
+    """The FCN-8s of a run's ``run.json`` (or of a config's fields)."""
+    return FCN8s(filters=info["filters"], fc_filters=info["fc_filters"], dropout=info["dropout"])
+
+
+def make_sampler(cfg, cache, case_ids, stage, view, size, normalizer, seed):
+    """The training sampler of one (stage, view) model."""
+    if stage == "coarse":
+        return SliceSampler(cache, case_ids, view, size=size, min_pixels=max(cfg.min_pixels, 1),
+                            seed=seed, normalizer=normalizer)
+    return SliceCropSampler(cache, case_ids, view, margin=MarginRange(cfg.fine_margin_min, cfg.fine_margin_max),
+                            box="slice", size=size, resize=False, seed=seed, normalizer=normalizer)
+
+
+def _validation_arrays(cfg, cache, val_ids, stage, view, size, normalizer):
+    """A fixed validation set for the per-epoch ``val_dsc`` (None without validation slices)."""
+    if not val_ids:
+        return None
+    try:
+        sampler = make_sampler(cfg, cache, val_ids, stage, view, size, normalizer, cfg.seed + 1)
+    except ValueError:  # no validation slice passes the sampler's rule
+        return None
+    samples = [sampler.sample(i, epoch=0) for i in range(VALIDATION_SAMPLES)]
+    return np.stack([s[0] for s in samples]), np.stack([s[1] for s in samples])
+
+
+def train_model(cfg, run, log, cache, train_ids, val_ids, stage, view):
+    """Trains (or resumes, or skips) one (stage, view) model in ``run``; writes its run.json."""
+    normalizer = IntensityNormalizer(cache.modality, window=tuple(cfg.window))
+    if stage == "coarse":
+        size = coarse_size(cache, train_ids, view, cfg.slice_size)
+        epochs, lr = cfg.coarse_epochs, cfg.learning_rate
+    else:
+        size = fine_size(cache, train_ids, view, cfg.fine_margin_max, cfg.fine_size)
+        epochs, lr = cfg.fine_epochs, cfg.fine_learning_rate
+    try:
+        sampler = make_sampler(cfg, cache, train_ids, stage, view, size, normalizer, cfg.seed)
+    except ValueError as e:  # no slice passes the rule: a data/flag problem, not a bug
+        raise InputError(cfg.data_dir, f"{stage} {view}: {e}; lower --min_pixels") from None
+    log(f"{stage} {view}: {sampler.epoch_size} training slices, input {size[0]}x{size[1]}, lr {lr}")
+    model = build_model(dataclasses.asdict(cfg))
+    if cfg.pretrained and not run.is_done(stage):
+        report = load_vgg16_weights(model, cfg.pretrained)
+        log(f"{stage} {view}: loaded {len(report['loaded'])} layers from {cfg.pretrained}")
+    data = make_input(sampler, cfg.batch_size, cfg.steps_per_epoch)
+    val = _validation_arrays(cfg, cache, val_ids, stage, view, size, normalizer)
+    fit_phase(cfg, run, log, stage, model, get_loss(cfg.loss), lr, data, epochs,
+              extra={"view": view}, val=val)
+    info = {"method": "zhou", "model": cfg.model, "stage": stage, "view": view, "filters": cfg.filters,
+            "fc_filters": cfg.fc_filters, "dropout": cfg.dropout, "modality": cache.modality,
+            "window": list(cfg.window), "fold": cfg.fold, "data_dir": str(cfg.data_dir), "loss": cfg.loss,
+            "input_size": list(size), "weights": run.weights_path(stage).name,
+            "crop_mode": "pad" if stage == "fine" else None}
+    run.write_run_info(info)
+    return info
+
+
+def pipeline_info(cfg, modality):
+    """The contents of ``pipeline.json``: sub-runs and test-time settings."""
+    return {"method": "zhou", "format": 1, "models": {name: name for name in MODEL_NAMES},
+            "modality": modality, "window": list(cfg.window), "fold": cfg.fold,
+            "data_dir": str(cfg.data_dir), "max_rounds": cfg.max_rounds,
+            "stop_threshold": cfg.stop_threshold, "crop_margin": cfg.crop_margin,
+            "box": "slice", "fusion": "mean", "coarse_threshold": 0.5, "fine_threshold": 0.5,
+            "keep_components": 0.5, "on_empty": "keep"}
+
+
+def read_pipeline(path):
+    """``pipeline.json`` of a pipeline directory.
+
+    Raises:
+        InputError: not a finished zhou pipeline, or a sub-run is missing.
+    """
+    path = Path(path)
+    file = path / PIPELINE_FILE
+    if not file.exists():
+        raise InputError(path, "not a finished zhou pipeline (no pipeline.json); train it with "
+                         "python -m tfpanc.train --flagfile=configs/zhou/pipeline.cfg")
+    try:
+        info = json.loads(file.read_text())
+    except ValueError:
+        raise InputError(file, "is not valid JSON") from None
+    for name, sub in info.get("models", {}).items():
+        if not (path / sub / "run.json").exists():
+            raise InputError(path / sub, f"model {name} of the pipeline is missing (no run.json)")
+    return info
+
+
+def _training_flags(flagfile_text):
+    return sorted(line for line in flagfile_text.splitlines()
+                  if line.lstrip("-").split("=")[0].removeprefix("no") not in RUN_ONLY_FLAGS)
+
+
+def _check_same_training(sub, sub_cfg):
+    """A finished model is reused only when it was trained with the same training flags."""
+    recorded = sub.path / "flags.cfg"
+    if recorded.exists() and _training_flags(recorded.read_text()) != _training_flags(sub_cfg.to_flagfile()):
+        raise InputError(recorded, "this model was trained with other flags; use a new --model_dir "
+                         "or the same flags to resume")
+
+
+def _jobs(cfg):
+    stages = ZHOU_STAGES if cfg.stage == "all" else (cfg.stage,)
+    views = ZHOU_VIEWS if cfg.view == "all" else (cfg.view,)
+    return [(s, v) for s in stages for v in views]
+
+
+def train(cfg, run, log):
+    """Trains the models ``--stage``/``--view`` select; returns the pipeline info (or the one run's)."""
+    cache, train_ids, val_ids = start_training(cfg)
+    jobs = _jobs(cfg)
+    log(f"zhou fold {cfg.fold}: {len(train_ids)} training cases, {len(val_ids)} validation cases, "
+        f"models {', '.join(f'{s}_{v}' for s, v in jobs)}, loss {cfg.loss}, modality {cache.modality}")
+    if len(jobs) == 1:
+        stage, view = jobs[0]
+        return train_model(cfg, run, log, cache, train_ids, val_ids, stage, view)
+    for stage, view in jobs:
+        name = f"{stage}_{view}"
+        sub = RunDir(run.path / name)
+        sub_cfg = dataclasses.replace(cfg, stage=stage, view=view, model_dir=str(sub.path))
+        if (sub.path / "run.json").exists() and sub.is_done(stage):
+            _check_same_training(sub, sub_cfg)
+            log(f"{name}: finished in an earlier run; skipped")
+            continue
+        sub.create(sub_cfg.to_flagfile())
+        train_model(sub_cfg, sub, lambda m, name=name: log(f"[{name}] {m}"), cache, train_ids, val_ids,
+                    stage, view)
+    missing = [n for n in MODEL_NAMES if not (run.path / n / "run.json").exists()]
+    if missing:
+        log(f"pipeline incomplete (missing {', '.join(missing)}); no {PIPELINE_FILE} written")
+        return None
+    info = pipeline_info(cfg, cache.modality)
+    atomic_write_json(run.path / PIPELINE_FILE, info)
+    log(f"pipeline complete: {run.path / PIPELINE_FILE}")
+    if cfg.evaluate and val_ids:
+        from tfpanc.methods.zhou_evaluation import evaluate_pipeline
+
+        evaluate_pipeline(run.path, cache, val_ids, log=log)
+    return info
