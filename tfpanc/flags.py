@@ -30,9 +30,9 @@ FCN_MULTIPLE = 32  # FCN-8s' total down-sampling
 # flags.cfg, so adding a method never changes an existing run's flags.
 CAI_ONLY = ("num_units", "epochs_per_unit", "final_epochs", "growth_patience", "growth_min_delta",
             "rnn_length", "rnn_epochs", "rnn_batch_size", "rnn_learning_rate", "positive_fraction")
-ZHOU_ONLY = ("view", "stage", "fc_filters", "dropout", "pretrained", "coarse_epochs", "fine_epochs",
-             "fine_learning_rate", "min_pixels", "fine_margin_min", "fine_margin_max", "fine_size",
-             "max_rounds", "stop_threshold", "crop_margin")
+ZHOU_ONLY = ("view", "stage", "fc_filters", "dropout", "batch_norm", "pretrained", "coarse_epochs",
+             "fine_epochs", "fine_learning_rate", "min_pixels", "fine_margin_min", "fine_margin_max",
+             "fine_size", "max_rounds", "stop_threshold", "crop_margin")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +75,7 @@ class TrainConfig:
     stage: str = "all"
     fc_filters: int = 4096
     dropout: float = 0.5
+    batch_norm: bool = False
     pretrained: str = ""
     coarse_epochs: int = 10
     fine_epochs: int = 10
@@ -154,6 +155,8 @@ def define_train_flags():
                       "zhou: coarse (whole slices), fine (pancreas box crops) or all.")
     flags.DEFINE_integer("fc_filters", d.fc_filters, "zhou: channels of FCN-8s fc6/fc7 (VGG16: 4096).")
     flags.DEFINE_float("dropout", d.dropout, "zhou: dropout after fc6 and fc7.")
+    flags.DEFINE_bool("batch_norm", d.batch_norm,
+                      "zhou: BN after every FCN-8s trunk conv (VGG16-BN style) for training from scratch.")
     flags.DEFINE_string("pretrained", d.pretrained,
                         "zhou: optional local Keras VGG16 weights file to start the FCN-8s trunk from.")
     flags.DEFINE_integer("coarse_epochs", d.coarse_epochs, "zhou: epochs of each coarse model.")

@@ -94,7 +94,8 @@ def fine_size(cache, case_ids, view, margin_max, size=0):
 
 def build_model(info):
     """The FCN-8s of a run's ``run.json`` (or of a config's fields)."""
-    return FCN8s(filters=info["filters"], fc_filters=info["fc_filters"], dropout=info["dropout"])
+    return FCN8s(filters=info["filters"], fc_filters=info["fc_filters"], dropout=info["dropout"],
+                 batch_norm=info.get("batch_norm", False))
 
 
 def make_sampler(cfg, cache, case_ids, stage, view, size, normalizer, seed):
@@ -141,7 +142,8 @@ def train_model(cfg, run, log, cache, train_ids, val_ids, stage, view):
     fit_phase(cfg, run, log, stage, model, get_loss(cfg.loss), lr, data, epochs,
               extra={"view": view}, val=val)
     info = {"method": "zhou", "model": cfg.model, "stage": stage, "view": view, "filters": cfg.filters,
-            "fc_filters": cfg.fc_filters, "dropout": cfg.dropout, "modality": cache.modality,
+            "fc_filters": cfg.fc_filters, "dropout": cfg.dropout, "batch_norm": cfg.batch_norm,
+            "modality": cache.modality,
             "window": list(cfg.window), "fold": cfg.fold, "data_dir": str(cfg.data_dir), "loss": cfg.loss,
             "input_size": list(size), "weights": run.weights_path(stage).name,
             "crop_mode": "pad" if stage == "fine" else None}

@@ -79,6 +79,10 @@ class FCN8s(keras.Model):
             (True) or keep them fixed (False, as OrganSegC2F).
         input_shape: ``(H, W, slices)``; H and W may be None, otherwise
             multiples of 32.
+        batch_norm: BN (momentum 0.9) after every trunk convolution, as in
+            VGG16-BN (not in the paper, which fine-tunes PascalVOC weights):
+            trained from scratch, the plain trunk learns very slowly or
+            collapses to background; with BN the usual learning rates work.
 
     Example:
     >>> import numpy as np
@@ -88,7 +92,7 @@ class FCN8s(keras.Model):
     """
 
     def __init__(self, filters=64, fc_filters=4096, dropout=0.5, learn_upsampling=True,
-                 input_shape=(None, None, 3), **kwargs):
+                 input_shape=(None, None, 3), batch_norm=False, **kwargs):
         filters, fc_filters = int(filters), int(fc_filters)
         if filters < 1 or fc_filters < 1:
             raise ValueError(f"filters and fc_filters must be >= 1, got {filters}, {fc_filters}")
@@ -105,8 +109,12 @@ class FCN8s(keras.Model):
         pools = []
         for s, (convs, width) in enumerate(zip(VGG16_STAGES, VGG16_WIDTH), start=1):
             for i in range(1, convs + 1):
-                x = layers.Conv2D(filters * width, 3, padding="same", activation="relu",
+                x = layers.Conv2D(filters * width, 3, padding="same",
+                                  activation=None if batch_norm else "relu",
                                   kernel_initializer=INIT, name=f"block{s}_conv{i}")(x)
+                if batch_norm:
+                    x = layers.BatchNormalization(momentum=0.9, name=f"block{s}_bn{i}")(x)
+                    x = layers.ReLU(name=f"block{s}_relu{i}")(x)
             x = layers.MaxPooling2D(2, name=f"block{s}_pool")(x)
             pools.append(x)
         x = layers.Conv2D(fc_filters, 7, padding="same", activation="relu",
@@ -139,6 +147,7 @@ class FCN8s(keras.Model):
         self.fc_filters = fc_filters
         self.dropout = float(dropout)
         self.learn_upsampling = bool(learn_upsampling)
+        self.batch_norm = bool(batch_norm)
         self.slice_shape = input_shape
         self.required_multiple = multiple
 
@@ -151,6 +160,7 @@ class FCN8s(keras.Model):
             "dropout": self.dropout,
             "learn_upsampling": self.learn_upsampling,
             "input_shape": self.slice_shape,
+            "batch_norm": self.batch_norm,
         }
 
     @classmethod

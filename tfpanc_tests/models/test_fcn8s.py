@@ -95,3 +95,18 @@ def test_load_vgg16_weights_reshapes_dense_layers(tmp_path):
     np.testing.assert_array_equal(fc6[2, 5, 11], dense[(2 * 7 + 5) * 16 + 11])
     np.testing.assert_array_equal(model.get_layer("fc7").get_weights()[0][0, 0],
                                   donor.get_layer("fc2").get_weights()[0])
+
+
+def test_batch_norm_variant_adds_one_bn_per_trunk_conv_and_round_trips():
+    plain = FCN8s(filters=2, fc_filters=8)
+    bn = FCN8s(filters=2, fc_filters=8, batch_norm=True)
+    norms = [l for l in bn.layers if isinstance(l, keras.layers.BatchNormalization)]
+    assert len(norms) == 13 and all(l.momentum == 0.9 for l in norms)  # VGG16: 13 convs
+    channels = sum(l.filters for l in plain.layers if l.name.startswith("block") and "conv" in l.name)
+    assert bn.count_params() - plain.count_params() == 4 * channels  # gamma, beta, mean, variance
+    clone = FCN8s.from_config(bn.get_config())
+    assert clone.get_config()["batch_norm"] is True
+    clone.set_weights(bn.get_weights())
+    x = np.random.default_rng(0).normal(size=(1, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(clone(x, training=False)),
+                               keras.ops.convert_to_numpy(bn(x, training=False)), rtol=1e-5, atol=1e-5)
