@@ -29,7 +29,6 @@ import csv
 import dataclasses
 import glob
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -39,6 +38,7 @@ from absl import app, flags
 from tfpanc.errors import InputError, run_cli
 from tfpanc.metrics.summary import format_table, summarize
 from tfpanc.metrics.threshold_sweep import plot_threshold_sweep
+from tfpanc.result_files import write_csv_rows, write_json, write_text
 
 FLAGS = flags.FLAGS
 PAPER_FIRST = ("dsc", "jaccard", "precision", "recall", "avd")
@@ -238,22 +238,6 @@ def format_report(report):
     return "\n".join(lines)
 
 
-def _write_atomic(path, write):
-    tmp = Path(f"{path}.tmp-{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def _write_csv(path, rows):
-    def write(tmp):
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-
-    _write_atomic(path, write)
-
-
 def write_report(report, output_dir, text=None):
     """Writes report.txt, summary.json, pooled per-case CSVs and the sweep under ``output_dir``."""
     out = Path(output_dir)
@@ -265,20 +249,20 @@ def write_report(report, output_dir, text=None):
                "final": report.summary}
     if report.cnn_summary is not None:
         summary["cnn_only"] = report.cnn_summary
-    _write_csv(out / "per_case.csv", report.rows)
+    write_csv_rows(out / "per_case.csv", report.rows)
     if report.cnn_rows:
-        _write_csv(out / "per_case_cnn_only.csv", report.cnn_rows)
+        write_csv_rows(out / "per_case_cnn_only.csv", report.cnn_rows)
     if report.sweep is not None:
         names = list(report.sweep)[1:]
         summary["threshold_sweep"] = {k: np.round(v, 5).tolist() for k, v in report.sweep.items()}
-        _write_csv(out / "threshold_sweep.csv",
+        write_csv_rows(out / "threshold_sweep.csv",
                    [{"threshold": f"{t:.2f}", **{n: f"{report.sweep[n][i]:.5f}" for n in names}}
                     for i, t in enumerate(report.sweep["thresholds"])])
         plot_threshold_sweep(report.sweep["thresholds"], {n: report.sweep[n] for n in names},
                              out / "threshold_sweep.png",
                              f"threshold vs DSC, {len(report.folds)} folds ({len(report.rows)} cases)")
-    _write_atomic(out / "summary.json", lambda tmp: tmp.write_text(json.dumps(summary, indent=1) + "\n"))
-    _write_atomic(out / "report.txt", lambda tmp: tmp.write_text(text + "\n"))
+    write_json(out / "summary.json", summary)
+    write_text(out / "report.txt", text + "\n")
     return out
 
 

@@ -31,9 +31,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +39,7 @@ from absl import app, flags, logging
 from tfpanc.data.io import load_volume
 from tfpanc.errors import InputError, run_cli
 from tfpanc.metrics.summary import DEFAULT_METRICS, METRICS, all_metrics, format_table, summarize
+from tfpanc.result_files import write_json, write_text
 
 SUFFIXES = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd")
 FLAGS = flags.FLAGS
@@ -171,17 +169,6 @@ def evaluate_folders(pred_dir, label_dir, metrics=None, label_values=()):
     return rows, summarize(rows, metrics)
 
 
-def _atomic_write(path, text):
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def write_outputs(output_dir, rows, summary, settings):
     """Writes ``per_case.csv`` and ``summary.json`` (each atomically)."""
     output_dir = Path(output_dir)
@@ -192,11 +179,11 @@ def write_outputs(output_dir, rows, summary, settings):
     writer.writerow(columns)
     for row in rows:
         writer.writerow([row["case"]] + [repr(float(row[m])) for m in columns[1:]])
-    _atomic_write(output_dir / "per_case.csv", buf.getvalue())
+    write_text(output_dir / "per_case.csv", buf.getvalue())
     # JSON keeps raw values: overlap metrics are fractions there, not percent.
     units = {m: "fraction" if METRICS[m][1] else METRICS[m][0] for m in summary}
     doc = dict(settings, n_cases=len(rows), units=units, metrics=summary)
-    _atomic_write(output_dir / "summary.json", json.dumps(doc, indent=2, allow_nan=False) + "\n")
+    write_json(output_dir / "summary.json", doc, indent=2, allow_nan=False)
 
 
 def _parse_label_values(values):

@@ -137,8 +137,11 @@ def define_train_flags():
     flags.DEFINE_integer("rnn_length", d.rnn_length, "Consecutive slices per BiRNN training sequence.")
     flags.DEFINE_integer("rnn_epochs", d.rnn_epochs, "End-to-end CNN+BiRNN fine-tuning epochs.")
     flags.DEFINE_integer("rnn_batch_size", d.rnn_batch_size, "Sequences per batch.")
-    flags.DEFINE_float("learning_rate", d.learning_rate, "Peak Adam learning rate of the CNN stage (each phase: half-epoch warm-up, cosine decay to 1 %).")
-    flags.DEFINE_float("rnn_learning_rate", d.rnn_learning_rate, "Peak Adam learning rate of the BiRNN stage (same schedule).")
+    flags.DEFINE_float("learning_rate", d.learning_rate,
+                       "Peak Adam learning rate of the CNN stage (each phase: half-epoch warm-up, "
+                       "cosine decay to 1 %).")
+    flags.DEFINE_float("rnn_learning_rate", d.rnn_learning_rate,
+                       "Peak Adam learning rate of the BiRNN stage (same schedule).")
     flags.DEFINE_float("positive_fraction", d.positive_fraction,
                        "Probability that a sampled slice holds pancreas (oversampling).")
     flags.DEFINE_list("window", [str(v) for v in d.window], "CT HU window mapped to [0, 1].")

@@ -8,7 +8,7 @@ memory or time), runs ``python -m tfpanc.predict`` on it as a subprocess and
 reads that child's own peak RSS (``ru_maxrss`` of ``os.wait4`` on its pid,
 so earlier runs do not count).
 
-Reading the figures: prediction feeds the CNN min(16, 2**23 / (S*S)) slices
+Reading the figures: prediction feeds the CNN min(16, 2**21 / (S*S)) slices
 at a time (:func:`tfpanc.methods.cai.batches_for`), so a volume with fewer
 slices than that runs a smaller batch and is not a fair "fixed cost" point.
 Compare slice counts of at least one full batch: the growth between the last
@@ -87,8 +87,9 @@ def main():
     parser.add_argument("--models", default="pnet_msa_birnn,pnet_msa", help="cai models to run")
     parser.add_argument("--size", type=int, default=512, help="in-plane size S")
     parser.add_argument("--slices", default="100,400", help="comma list of slice counts Z")
-    parser.add_argument("--base_slices", type=int, default=16,
-                        help="an extra small volume measured first (0: none); below 16 slices it runs a smaller batch")
+    parser.add_argument("--base_slices", type=int, default=8,
+                        help="an extra small volume measured first (0: none); below one batch "
+                             "(8 slices at 512^2) it runs a smaller batch")
     parser.add_argument("--workdir", default=None, help="scratch folder (default: a temporary one)")
     args = parser.parse_args()
     slice_counts = ([args.base_slices] if args.base_slices else []) + [int(s) for s in args.slices.split(",")]

@@ -27,6 +27,7 @@ import numpy as np
 
 from tfpanc.data.io import Geometry
 from tfpanc.errors import InputError
+from tfpanc.result_files import write_json
 
 CACHE_FILE = "cache.json"
 SPLITS_FILE = "splits.json"
@@ -41,13 +42,6 @@ def open_npy(path):
     """Memory-maps a cached array, read-only, safely from any thread."""
     with _OPEN_LOCK:
         return np.load(path, mmap_mode="r")
-
-
-def atomic_write_json(path, obj):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
 
 
 def _atomic_save_npy(path, array):
@@ -132,7 +126,7 @@ def write_case(root, case_id, image, label, geometry, modality="ct", extra=None)
     _atomic_save_npy(folder / "image.npy", image)
     meta.update(extra or {})
     # meta.json last: a case counts as present only once it is complete.
-    atomic_write_json(folder / "meta.json", meta)
+    write_json(folder / "meta.json", meta)
     return meta
 
 
@@ -170,7 +164,7 @@ def write_splits(root, folds, method):
     splits = {"method": method, "folds": [
         {"train": sorted(c for g, fold in enumerate(folds) if g != f for c in fold),
          "val": sorted(folds[f])} for f in range(len(folds))]}
-    atomic_write_json(Path(root) / SPLITS_FILE, splits)
+    write_json(Path(root) / SPLITS_FILE, splits)
     return splits
 
 
@@ -270,6 +264,6 @@ class CaseCache:
 
 def write_index(root, dataset, case_ids, modality, source):
     """Writes ``cache.json``, the file that makes a folder a cache."""
-    atomic_write_json(Path(root) / CACHE_FILE, {
+    write_json(Path(root) / CACHE_FILE, {
         "format": 1, "dataset": dataset, "modality": modality,
         "source": str(source), "case_ids": sorted(case_ids)})

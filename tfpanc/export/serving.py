@@ -38,11 +38,9 @@ from pathlib import Path
 
 from tfpanc.errors import InputError
 from tfpanc.export.rest import INPUT_NAME, SIGNATURE
+from tfpanc.inference.slicewise import MAX_SLICE_BATCH
 from tfpanc.training.run_dir import RunDir
 
-# Slices per CNN call, as cai.batches_for: a batch's activations stay bounded.
-SLICE_BUDGET_VOXELS = 2 ** 23
-MAX_SLICE_BATCH = 16
 METADATA_FILE = "assets.extra/tfpanc_export.json"
 
 
@@ -99,7 +97,8 @@ def serving_fn(cnn, head, info, threshold):
         x = tf.pad(x, [[0, 0], [0, 0], [0, hp - h], [0, wp - w]])  # 0 = normalised air
         flat = tf.reshape(x, [-1, hp, wp])
         count = n * z
-        batch = tf.clip_by_value(SLICE_BUDGET_VOXELS // (h * w), 1, MAX_SLICE_BATCH)
+        # As cai.batches_for, with the slice size known only at run time.
+        batch = tf.clip_by_value(cai.SLICE_BUDGET_PIXELS // (h * w), 1, MAX_SLICE_BATCH)
         steps = -(-count // batch)
 
         def body(i, out):

@@ -18,6 +18,26 @@ def padded_size(n, multiple):
     return int(-(-n // multiple) * multiple)
 
 
+MAX_SLICE_BATCH = 16
+
+
+def slices_per_batch(plane_shape, budget_pixels, max_batch=MAX_SLICE_BATCH):
+    """Slices per network call so that one batch's activations stay bounded.
+
+    Args:
+        plane_shape: ``(H, W)`` of one slice (as the network sees it).
+        budget_pixels: most slice pixels per batch; each method sets it for
+            its network's widths.
+        max_batch: upper limit.
+
+    Example:
+    >>> slices_per_batch((512, 512), 2 ** 21), slices_per_batch((64, 64), 2 ** 21)
+    (8, 16)
+    """
+    h, w = (int(n) for n in plane_shape[:2])
+    return max(1, min(int(max_batch), int(budget_pixels) // max(1, h * w)))
+
+
 def pad_plane(batch, multiple, fill):
     """Pads ``(B, H, W, C)`` at the bottom/right to multiples of ``multiple``."""
     h, w = batch.shape[1:3]

@@ -28,17 +28,15 @@ and a finished phase is skipped on a re-run (see
 
 from __future__ import annotations
 
-import math
 
 import keras
-import numpy as np
 
 from tfpanc.data.intensity import IntensityNormalizer
 from tfpanc.data.sampling import SliceRunSampler, SliceSampler
-from tfpanc.inference.slicewise import padded_size
+from tfpanc.inference.slicewise import padded_size, slices_per_batch
 from tfpanc.losses import deep_supervision_loss
 from tfpanc.models import CNNRNN, HNN, BiRNNHead, PNetMSA, UNet2D, grow
-from tfpanc.training.fit import fit_phase, make_input, start_training
+from tfpanc.training.fit import fit_phase, fixed_samples, make_input, start_training
 
 PNET_MODELS = ("pnet_msa", "pnet_msa_birnn")
 HNN_MULTIPLE = 16
@@ -85,8 +83,7 @@ def _validation_arrays(cache, val_ids, size, normalizer, seed, count=32, length=
     else:
         sampler = SliceSampler(cache, val_ids, "axial", size=(size, size), positive_fraction=0.5,
                                seed=seed, normalizer=normalizer)
-    samples = [sampler.sample(i, epoch=0) for i in range(count)]
-    return np.stack([s[0] for s in samples]), np.stack([s[1] for s in samples])
+    return fixed_samples(sampler, count)
 
 
 def _train_cnn(cfg, run, log, cache, train_ids, val_ids, size, normalizer):
@@ -176,6 +173,13 @@ def network_multiple(info):
     return required_multiple(info["model"], info["num_units"])
 
 
-def batches_for(shape, budget_voxels=2 ** 21):
-    """Slices per batch so a batch's activations stay bounded (~64 channels)."""
-    return max(1, min(16, int(budget_voxels // max(1, math.prod(shape[:2])))))
+# Slice pixels per CNN call: 8 slices at 512^2. At 5 units / 64 channels that
+# peaked at 3.9 GiB on a 512x512x8 volume, against 8.6 GiB for 16-slice
+# batches, at a similar speed per slice (tools/benchmark_predict_memory.py).
+# The exported serving graph uses the same budget.
+SLICE_BUDGET_PIXELS = 2 ** 21
+
+
+def batches_for(shape):
+    """Slices per CNN call for slices of ``shape[:2]`` (see SLICE_BUDGET_PIXELS)."""
+    return slices_per_batch(shape[:2], SLICE_BUDGET_PIXELS)

@@ -15,8 +15,6 @@ BiRNN (Sec. IV-D).
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +25,7 @@ from tfpanc.inference.slicewise import predict_slices
 from tfpanc.methods import cai
 from tfpanc.metrics import all_metrics, format_table, summarize
 from tfpanc.metrics.threshold_sweep import THRESHOLDS, plot_threshold_sweep, threshold_sweep
+from tfpanc.result_files import write_csv_rows, write_json
 from tfpanc.training.run_dir import RunDir
 
 PAPER_METRICS = ("dsc", "jaccard", "precision", "recall", "avd", "hd95", "assd", "volume_ml",
@@ -78,14 +77,6 @@ class CaiPredictor:
         return out
 
 
-def _write_rows(path, rows):
-    columns = list(rows[0])
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def evaluate_run(run_dir, cache, case_ids, log=print, threshold=None, output_dir=None):
     """Predicts ``case_ids`` of ``cache`` with a run; writes and returns the summaries."""
     predictor = CaiPredictor(run_dir)
@@ -111,30 +102,22 @@ def evaluate_run(run_dir, cache, case_ids, log=print, threshold=None, output_dir
                      f"{cnn_row['mean_slice_avd']:.2f} -> {row['mean_slice_avd']:.2f} mm)")
         log(line)
     result = {"threshold": threshold, "cases": list(case_ids), "final": summarize(rows, PAPER_METRICS)}
-    _write_rows(out_dir / "per_case.csv", rows)
+    write_csv_rows(out_dir / "per_case.csv", rows)
     curves = {"final": np.mean(sweeps, axis=0)}
     if cnn_rows:
         result["cnn_only"] = summarize(cnn_rows, PAPER_METRICS)
-        _write_rows(out_dir / "per_case_cnn_only.csv", cnn_rows)
+        write_csv_rows(out_dir / "per_case_cnn_only.csv", cnn_rows)
         curves = {"PNet-MSA + BiRNN": curves["final"], "PNet-MSA alone": np.mean(cnn_sweeps, axis=0)}
     result["threshold_sweep"] = {"thresholds": THRESHOLDS.tolist(),
                                  **{k: np.round(v, 5).tolist() for k, v in curves.items()}}
-    with open(out_dir / "threshold_sweep.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["threshold", *curves])
-        for i, t in enumerate(THRESHOLDS):
-            writer.writerow([t, *(f"{v[i]:.5f}" for v in curves.values())])
+    write_csv_rows(out_dir / "threshold_sweep.csv",
+                   [{"threshold": t, **{k: f"{v[i]:.5f}" for k, v in curves.items()}}
+                    for i, t in enumerate(THRESHOLDS)])
     plot_threshold_sweep(THRESHOLDS, curves, out_dir / "threshold_sweep.png",
-                f"threshold vs DSC ({len(case_ids)} cases)")
-    (out_dir / "summary.json").write_text(json.dumps(result, indent=1, default=_json_number) + "\n")
+                         f"threshold vs DSC ({len(case_ids)} cases)")
+    write_json(out_dir / "summary.json", result)
     log("evaluation at threshold %.2f over %d cases:\n%s" % (threshold, len(case_ids),
                                                              format_table(result["final"])))
     if cnn_rows:
         log("CNN alone (before the BiRNN):\n" + format_table(result["cnn_only"]))
     return result
-
-
-def _json_number(value):
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

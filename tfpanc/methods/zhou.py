@@ -40,19 +40,19 @@ import dataclasses
 import json
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from tfpanc.data.boxes import as_box
-from tfpanc.data.cache import atomic_write_json
 from tfpanc.data.intensity import IntensityNormalizer
+from tfpanc.data.patches import view_axis
 from tfpanc.data.sampling import MarginRange, SliceCropSampler, SliceSampler
 from tfpanc.errors import InputError
 from tfpanc.flags import FCN_MULTIPLE, ZHOU_STAGES, ZHOU_VIEWS
 from tfpanc.inference.slicewise import padded_size
 from tfpanc.losses import get_loss
 from tfpanc.models.fcn8s import FCN8s, load_vgg16_weights
-from tfpanc.training.fit import fit_phase, make_input, start_training
+from tfpanc.result_files import write_json
+from tfpanc.training.fit import fit_phase, fixed_samples, make_input, start_training
 from tfpanc.training.run_dir import RunDir
 
 PIPELINE_FILE = "pipeline.json"
@@ -64,7 +64,7 @@ RUN_ONLY_FLAGS = ("model_dir", "stage", "view", "evaluate", "verbose", "max_roun
 
 
 def _plane_axes(view):
-    return {"sagittal": (1, 2), "coronal": (0, 2), "axial": (0, 1)}[view]
+    return tuple(a for a in range(3) if a != view_axis(view))
 
 
 def coarse_size(cache, case_ids, view, slice_size=0):
@@ -115,8 +115,7 @@ def _validation_arrays(cfg, cache, val_ids, stage, view, size, normalizer):
         sampler = make_sampler(cfg, cache, val_ids, stage, view, size, normalizer, cfg.seed + 1)
     except ValueError:  # no validation slice passes the sampler's rule
         return None
-    samples = [sampler.sample(i, epoch=0) for i in range(VALIDATION_SAMPLES)]
-    return np.stack([s[0] for s in samples]), np.stack([s[1] for s in samples])
+    return fixed_samples(sampler, VALIDATION_SAMPLES)
 
 
 def train_model(cfg, run, log, cache, train_ids, val_ids, stage, view):
@@ -226,7 +225,7 @@ def train(cfg, run, log):
         log(f"pipeline incomplete (missing {', '.join(missing)}); no {PIPELINE_FILE} written")
         return None
     info = pipeline_info(cfg, cache.modality)
-    atomic_write_json(run.path / PIPELINE_FILE, info)
+    write_json(run.path / PIPELINE_FILE, info)
     log(f"pipeline complete: {run.path / PIPELINE_FILE}")
     if cfg.evaluate and val_ids:
         from tfpanc.methods.zhou_evaluation import evaluate_pipeline

@@ -18,8 +18,6 @@ the oracle box, and :func:`write_table1` writes ``table1.csv``,
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import time
 from pathlib import Path
@@ -27,13 +25,15 @@ from pathlib import Path
 import numpy as np
 
 from tfpanc.data.intensity import IntensityNormalizer
+from tfpanc.data.patches import view_axis
 from tfpanc.flags import FCN_MULTIPLE, ZHOU_VIEWS
 from tfpanc.inference.fixed_point import (FineViewPredictor, fixed_point, oracle_segmentation,
                                           predict_fn_from_models)
 from tfpanc.inference.fixed_point_table import format_table1, result_scores, table1_rows
-from tfpanc.inference.slicewise import padded_size, predict_slices
+from tfpanc.inference.slicewise import padded_size, predict_slices, slices_per_batch
 from tfpanc.methods import zhou
 from tfpanc.metrics import dice
+from tfpanc.result_files import write_csv_rows, write_json
 from tfpanc.training.run_dir import RunDir
 
 
@@ -58,9 +58,9 @@ def forward(model):
     return lambda batch: ops.convert_to_numpy(model(batch, training=False))
 
 
-def batches_for(plane_shape, budget_pixels=2 ** 20):
-    """Slices per batch so one batch's activations stay bounded (VGG16 widths)."""
-    return max(1, min(16, budget_pixels // max(1, int(np.prod(plane_shape)))))
+# Slice pixels per FCN-8s call (VGG16 widths keep 64-512 channels at full to
+# 1/32 resolution): 4 slices of 512^2.
+SLICE_BUDGET_PIXELS = 2 ** 20
 
 
 class ZhouPredictor:
@@ -95,11 +95,11 @@ class ZhouPredictor:
         out = {}
         for view in ZHOU_VIEWS:
             model = self.coarse[view]
-            axis = ("sagittal", "coronal", "axial").index(view)
+            axis = view_axis(view)
             plane = [padded_size(n, FCN_MULTIPLE) for a, n in enumerate(image.shape[:3]) if a != axis]
             fn = predict_fn_from_models({view: forward(model)})
             out[view] = predict_slices(lambda b, v=view, f=fn: f(v, b), image, view,
-                                       batch_size=batches_for(plane), multiple=FCN_MULTIPLE,
+                                       batch_size=slices_per_batch(plane, SLICE_BUDGET_PIXELS), multiple=FCN_MULTIPLE,
                                        fill=self.normalizer.background(stats),
                                        transform=lambda a: self.normalizer(a, stats))
         return out
@@ -183,21 +183,17 @@ def write_table1(out_dir, scores, rows, log=print):
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     table = table1_rows(scores)
-    with open(out_dir / "table1.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["method", "dsc_mean", "dsc_std", "dsc_min", "dsc_max", "n",
-                         "iterations_mean", "iterations_std"])
-        for r in table:
-            d, it = r["dsc"], r["iterations"] or {}
-            pct = [None if d[k] is None else round(100 * d[k], 4) for k in ("mean", "std", "min", "max")]
-            writer.writerow([r["method"], *pct, d["n"], it.get("mean"), it.get("std")])
+    csv_rows = []
+    for r in table:
+        d, it = r["dsc"], r["iterations"] or {}
+        csv_rows.append({"method": r["method"],
+                         **{f"dsc_{k}": None if d[k] is None else round(100 * d[k], 4)
+                            for k in ("mean", "std", "min", "max")},
+                         "n": d["n"], "iterations_mean": it.get("mean"), "iterations_std": it.get("std")})
+    write_csv_rows(out_dir / "table1.csv", csv_rows)
     if rows:
-        with open(out_dir / "per_case.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-    (out_dir / "table1.json").write_text(json.dumps(
-        {"rows": table, "cases": scores}, indent=1, default=_json_number) + "\n")
+        write_csv_rows(out_dir / "per_case.csv", rows)
+    write_json(out_dir / "table1.json", {"rows": table, "cases": scores})
     log(f"Table 1 over {len(scores)} cases:\n{format_table1(table)}")
     return table
 
@@ -207,9 +203,3 @@ def evaluate_pipeline(pipeline_dir, cache, case_ids, log=print, output_dir=None,
     predictor = ZhouPredictor(pipeline_dir)
     scores, rows = evaluate_cases(predictor, cache, case_ids, log=log, oracle=oracle)
     return write_table1(output_dir or Path(pipeline_dir) / "eval", scores, rows, log=log)
-
-
-def _json_number(value):
-    if isinstance(value, (np.floating, np.integer, np.bool_)):
-        return value.item()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -39,6 +39,16 @@ def make_input(sampler, batch_size, steps_per_epoch):
     return pipeline.SamplerPyDataset(sampler, batch_size, steps=steps_per_epoch, workers=2)
 
 
+def fixed_samples(sampler, count):
+    """``count`` samples of ``sampler`` (epoch 0), stacked: a fixed validation set.
+
+    Returns:
+        ``(images, masks)`` arrays for :class:`ValidationDSC`.
+    """
+    samples = [sampler.sample(i, epoch=0) for i in range(count)]
+    return np.stack([s[0] for s in samples]), np.stack([s[1] for s in samples])
+
+
 class ValidationDSC(keras.callbacks.Callback):
     """DSC of the fused output on a fixed validation set, logged as ``val_dsc``.
 

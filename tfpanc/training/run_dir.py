@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tfpanc.data.cache import atomic_write_json as _write_json
+from tfpanc.result_files import write_json as _write_json
 from tfpanc.errors import InputError
 
 STATE_FILE = "state.json"

@@ -1,0 +1,66 @@
+"""Atomic writers for the files commands leave behind: text, JSON, CSV rows.
+
+Every writer goes through a temporary file in the target folder and
+``os.replace``, so a killed command leaves either the old file or the new
+one, never half of one. JSON accepts numpy scalars (metric values often are).
+
+Example:
+>>> import tempfile, pathlib, numpy as np
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> write_json(d / "s.json", {"dsc": np.float32(0.5)})
+>>> write_csv_rows(d / "r.csv", [{"case": "a", "dsc": 0.5}])
+>>> (d / "r.csv").read_text().splitlines()
+['case,dsc', 'a,0.5']
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def write_text(path, text):
+    """Writes ``text`` to ``path`` atomically (a temporary file, then rename)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be shared
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def json_default(value):
+    """``json.dumps(default=...)`` for numpy scalars."""
+    if isinstance(value, (np.floating, np.integer, np.bool_)):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def write_json(path, obj, indent=1, allow_nan=True):
+    """Writes ``obj`` as JSON (numpy scalars allowed), atomically."""
+    write_text(path, json.dumps(obj, indent=indent, allow_nan=allow_nan, default=json_default) + "\n")
+
+
+def write_csv_rows(path, rows, columns=None):
+    """Writes ``rows`` (dicts) as CSV with a header, atomically.
+
+    Args:
+        path: the CSV file.
+        rows: a non-empty list of dicts.
+        columns: column order; default: the first row's keys.
+    """
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns or rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, buf.getvalue())
