@@ -17,9 +17,10 @@ made by ``python -m tfpanc.train --flagfile=configs/zhou/pipeline.cfg``):
 the three coarse views, their vote and the fixed-point iteration run on the
 input, and the rounds taken and each round's d(t) are printed with the
 volume. The zhou mask comes from the fused fine models (mean probability
->= 0.5, small components removed), so ``--threshold`` and
-``--probabilities`` apply to cai runs only; ``--max_rounds`` and
-``--stop_threshold`` override the pipeline's T and R.
+>= 0.5, small components removed), so ``--threshold`` applies to cai runs
+only; ``--probabilities`` writes the final round's mean probability of the
+three views; ``--max_rounds`` and ``--stop_threshold`` override the
+pipeline's T and R.
 """
 
 from __future__ import annotations
@@ -91,24 +92,23 @@ def predict_file(predictor, image_path, volume, mask_path, prob_path, threshold,
     return ml
 
 
-def predict_zhou_file(predictor, image_path, volume, mask_path, log=print):
-    """Runs a zhou pipeline on one loaded input; writes the mask; returns mL."""
+def predict_zhou_file(predictor, image_path, volume, mask_path, prob_path=None, log=print):
+    """Runs a zhou pipeline on one loaded input; writes the mask (and probabilities); returns mL."""
     from tfpanc.methods.zhou_evaluation import format_rounds
 
     start = time.time()
-    out = predictor(volume.array)
+    out = predictor(volume.array, probability=prob_path is not None)
     mask = out["mask"].astype(np.uint8)
     ml = float(mask.sum()) * float(np.prod(volume.spacing)) / 1000.0
     io.save_volume(mask, volume.geometry, mask_path)
+    if prob_path is not None:
+        io.save_volume(out["probability"], volume.geometry, prob_path)
     log(f"{image_path}: pancreas {ml:.1f} mL, {format_rounds(out)} -> {mask_path} "
         f"({time.time() - start:.1f} s)")
     return ml
 
 
 def _zhou_main(jobs):
-    if FLAGS.probabilities:
-        raise InputError("--probabilities", "a zhou pipeline gives a mask (fused fine rounds), "
-                         "not a probability map; leave the flag out")
     if FLAGS.threshold is not None:
         raise InputError("--threshold", "applies to cai runs; a zhou pipeline thresholds at 0.5 "
                          "inside the fixed-point fusion")
@@ -125,9 +125,9 @@ def _zhou_main(jobs):
 
     predictor = ZhouPredictor(FLAGS.model_dir, max_rounds=FLAGS.max_rounds,
                               stop_threshold=FLAGS.stop_threshold)
-    for n, (image_path, mask_path, _) in enumerate(jobs):
+    for n, (image_path, mask_path, prob_path) in enumerate(jobs):
         volume = first if n == 0 else load_input(image_path)
-        predict_zhou_file(predictor, image_path, volume, mask_path)
+        predict_zhou_file(predictor, image_path, volume, mask_path, prob_path)
 
 
 def main(argv):

@@ -30,3 +30,22 @@ def blob_case():
     rng = np.random.default_rng(0)
     image = np.where(label > 0, 100, -50) + rng.normal(0, 10, label.shape)
     return image.astype(np.int16), label
+
+
+@pytest.fixture
+def train_flags(monkeypatch):
+    """A private absl ``FlagValues`` holding the train CLI's flags (the global FLAGS stay untouched)."""
+    from absl import flags as absl_flags
+
+    from tfpanc import flags as tfpanc_flags
+
+    fv = absl_flags.FlagValues()
+
+    class Definer:  # absl.flags with every DEFINE_* bound to `fv`
+        def __getattr__(self, name):
+            fn = getattr(absl_flags, name)
+            return (lambda *a, **k: fn(*a, flag_values=fv, **k)) if name.startswith("DEFINE") else fn
+
+    monkeypatch.setattr(tfpanc_flags, "flags", Definer())
+    tfpanc_flags.define_train_flags()
+    return fv

@@ -55,6 +55,8 @@ def main():
     parser.add_argument("--fine_crops", type=int, default=8, help="crops timed per view")
     parser.add_argument("--rounds", type=float, default=2.89, help="fine rounds of a typical volume")
     parser.add_argument("--margin", type=int, default=30)
+    parser.add_argument("--train_margin", type=int, default=60,
+                        help="largest training margin: crops pad to the box plus twice this, as in training")
     parser.add_argument("--full", action="store_true", help="time every slice and crop")
     parser.add_argument("--eager", action="store_true",
                         help="eager model calls, as ZhouPredictor makes them, instead of compiled ones")
@@ -103,11 +105,16 @@ def main():
               f"({'all timed' if len(idx) == n else f'scaled from {len(idx)}'})")
 
     bounds = mask_box(z0)
-    fine = FineViewPredictor(predict_fn, mode="pad", multiple=32, batch_size=args.batch)
+    # The fine models' training size (tfpanc.methods.zhou.fine_size): the largest box plus two margins.
+    extent = bounds[:, 1] - bounds[:, 0] + 2 * args.train_margin
+    train_size = {v: tuple(padded_size(int(min(extent[a], shape[a])), 32) for a in range(3) if a != view_axis(v))
+                  for v in VIEWS}
+    fine = FineViewPredictor(predict_fn, mode="pad", multiple=32, size=train_size, batch_size=args.batch)
     boxes = {v: slice_boxes(z0, v, args.margin, 1, "slice", bounds) for v in VIEWS}
     timed_boxes = {v: sb if args.full else _subset(sb, args.fine_crops) for v, sb in boxes.items()}
-    for sb in timed_boxes.values():  # compile every padded crop shape first
-        for shape_hw in {fine._input_shape(int(b[0, 1] - b[0, 0]), int(b[1, 1] - b[1, 0])) for b in sb.boxes}:
+    for view, sb in timed_boxes.items():  # compile every padded crop shape first
+        for shape_hw in {fine._input_shape(view, int(b[0, 1] - b[0, 0]), int(b[1, 1] - b[1, 0]))
+                         for b in sb.boxes}:
             forward(np.zeros((args.batch, *shape_hw, 3), np.float32))
     fine_total = 0.0
     for view, sb in timed_boxes.items():

@@ -143,7 +143,7 @@ def majority_vote(masks, min_votes=2):
 
 
 def fine_round(volume, fine, box_mask, margin=30, box="slice", fusion="mean", threshold=0.5,
-               keep_components=0.5, whole=False, bounds=None):
+               keep_components=0.5, whole=False, bounds=None, probability=False):
     """One fine round: crops around ``box_mask``, three views, fused.
 
     Args:
@@ -160,9 +160,12 @@ def fine_round(volume, fine, box_mask, margin=30, box="slice", fusion="mean", th
         whole: crop every slice whole instead (the ``on_empty="whole"``
             fallback).
         bounds: ``mask_box(box_mask)`` if already known.
+        probability: also return the fused map: the mean of the three
+            views' probabilities (``fusion="mean"``) or the fraction of views
+            voting pancreas (``"vote"``); 0 outside every crop.
 
     Returns:
-        ``(mask, {view: SliceBoxes})``.
+        ``(mask, {view: SliceBoxes})``, or ``(mask, boxes, probability)``.
     """
     if fusion not in ("mean", "vote"):
         raise ValueError(f"fusion must be 'mean' or 'vote', got {fusion!r}")
@@ -175,6 +178,7 @@ def fine_round(volume, fine, box_mask, margin=30, box="slice", fusion="mean", th
         box_mask, view, margin, fine.context, box, bounds) for view in VIEWS}
     region = union_box(*(sb.bounds() for sb in all_boxes.values()))
     mask = np.zeros(shape, bool)  # np.zeros maps pages lazily: only `region` is written
+    fused_map = np.zeros(shape, np.float32) if probability else None
     if region is not None:
         # Sum (or count votes) over the crops' region only, never the whole volume.
         dtype = np.float32 if fusion == "mean" else np.uint8
@@ -198,8 +202,11 @@ def fine_round(volume, fine, box_mask, margin=30, box="slice", fusion="mean", th
         fused = acc >= cut
         if keep_components is not None:
             fused = keep_large_components(fused, keep_components, volume_size=mask.size)
-        mask[tuple(slice(int(a), int(b)) for a, b in region)] = fused
-    return mask, all_boxes
+        inside = tuple(slice(int(a), int(b)) for a, b in region)
+        mask[inside] = fused
+        if probability:
+            fused_map[inside] = acc / np.float32(len(VIEWS))
+    return (mask, all_boxes, fused_map) if probability else (mask, all_boxes)
 
 
 def _dice(a, box_a, b, box_b):
@@ -231,6 +238,11 @@ class FixedPointResult:
             was given, else None.
         coarse_view_dsc: ``{view: DSC(coarse mask, label)}`` when a label was
             given, else None.
+        probability: with ``keep_probability``, the fused map of the round
+            that gave ``mask`` (float32, see :func:`fine_round`); for
+            ``rounds == 0`` the mean of the three coarse probabilities.
+            ``mask`` is not exactly ``probability >= 0.5``: Z(0) is a vote,
+            and small components are removed after fusion.
     """
 
     mask: np.ndarray
@@ -243,6 +255,7 @@ class FixedPointResult:
     coarse_views: dict | None = None
     label_dsc: list | None = None
     coarse_view_dsc: dict | None = None
+    probability: np.ndarray | None = None
 
     @property
     def converged(self):
@@ -253,7 +266,7 @@ class FixedPointResult:
 def fixed_point(volume, coarse, fine, max_rounds=10, threshold=0.95, margin=30, box="slice",
                 fusion="mean", fine_threshold=0.5, coarse_threshold=0.5, keep_components=0.5,
                 on_empty="keep", run_all=False, keep_masks=False, label=None, coarse_batch_size=8,
-                coarse_multiple=32, coarse_fill=0.0):
+                coarse_multiple=32, coarse_fill=0.0, keep_probability=False):
     """Algorithm 1: coarse Z(0), then fine rounds until d(t) > R or t = T.
 
     Args:
@@ -270,6 +283,8 @@ def fixed_point(volume, coarse, fine, max_rounds=10, threshold=0.95, margin=30, 
         run_all: iterate to T even after d(t) > R (for Table 1).
         keep_masks: keep every round's mask and the coarse view masks.
         label: optional ground truth; per-round DSCs are then recorded.
+        keep_probability: keep the final mask's fused probability map
+            (``FixedPointResult.probability``).
         coarse_batch_size, coarse_multiple, coarse_fill: for coarse callables.
 
     Returns:
@@ -290,6 +305,7 @@ def fixed_point(volume, coarse, fine, max_rounds=10, threshold=0.95, margin=30, 
         fine = FineViewPredictor(fine)
     probs = coarse_probabilities(volume, coarse, coarse_batch_size, coarse_multiple, coarse_fill)
     views = {v: p >= coarse_threshold for v, p in probs.items()}
+    prob = sum(probs.values()) / np.float32(len(VIEWS)) if keep_probability else None
     del probs
     view_boxes = {v: mask_box(m) for v, m in views.items()}
     z = np.zeros(volume.shape[:3], bool)
@@ -310,8 +326,9 @@ def fixed_point(volume, coarse, fine, max_rounds=10, threshold=0.95, margin=30, 
         if z_box is None and on_empty == "keep":
             reason = "empty" if rounds is None else reason
             break
-        new, round_boxes = fine_round(volume, fine, z, margin, box, fusion, fine_threshold,
-                                      keep_components, whole=z_box is None, bounds=z_box)
+        new, round_boxes, *new_prob = fine_round(
+            volume, fine, z, margin, box, fusion, fine_threshold, keep_components,
+            whole=z_box is None, bounds=z_box, probability=keep_probability)
         new_box = mask_box(new)
         d = _dice(z, z_box, new, new_box)
         inter.append(d)
@@ -321,6 +338,8 @@ def fixed_point(volume, coarse, fine, max_rounds=10, threshold=0.95, margin=30, 
         if label is not None:
             label_dsc.append(_dice(new, new_box, label, label_box))
         z, z_box = new, new_box
+        if keep_probability and rounds is None:
+            prob = new_prob[0]
         if rounds is None and d > threshold:
             rounds, reason, final = t, "converged", new
             if not run_all:
@@ -335,7 +354,7 @@ def fixed_point(volume, coarse, fine, max_rounds=10, threshold=0.95, margin=30, 
     return FixedPointResult(
         mask=final, rounds=rounds, inter_dsc=inter, stop_reason=reason, max_rounds=int(max_rounds),
         boxes=boxes, masks=masks, coarse_views=views if keep_masks else None,
-        label_dsc=label_dsc, coarse_view_dsc=coarse_view_dsc)
+        label_dsc=label_dsc, coarse_view_dsc=coarse_view_dsc, probability=prob)
 
 
 def oracle_segmentation(volume, fine, label, margin=30, box="slice", fusion="mean", threshold=0.5,

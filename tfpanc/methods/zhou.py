@@ -17,9 +17,12 @@ The training recipe (the paper's Sec. 2 and OrganSegC2F's ``run.sh``):
    Caffe's FCN takes each crop at its own size (batch 1); ours needs fixed
    multiples of 32 to batch, so crops stay at native resolution and are
    centre-padded with air to ``--fine_size`` (default: per view, the largest
-   box plus both margins, rounded up). At test time each crop is padded to
-   its own next multiple of 32 (``FineViewPredictor(mode="pad")``), so train
-   and test see the pancreas at the same scale.
+   box plus both margins, rounded up). At test time each crop is padded the
+   same way, to that size (or, when larger, to its next multiple of 32;
+   ``FineViewPredictor(mode="pad", size=...)``): train and test then see the
+   pancreas at the same scale inside the same air frame. The frame's width
+   is a cue the model learns; padding test crops less tripled the marked
+   volume on the phantom.
 
 One command trains a fold's pipeline: with ``--stage=all --view=all``,
 ``--model_dir=D`` gets the six runs ``D/<stage>_<view>/`` (each a normal run
@@ -61,6 +64,10 @@ VALIDATION_SAMPLES = 16
 # Flags that do not change a trained model: a finished model is reused when only these differ.
 RUN_ONLY_FLAGS = ("model_dir", "stage", "view", "evaluate", "verbose", "max_rounds", "stop_threshold",
                   "crop_margin", "threshold", "jit_compile")
+# Flags only one stage's models read (see train_model and make_sampler).
+_COARSE_FLAGS = ("coarse_epochs", "learning_rate", "min_pixels", "slice_size")
+_FINE_FLAGS = ("fine_epochs", "fine_learning_rate", "fine_margin_min", "fine_margin_max", "fine_size")
+OTHER_STAGE_FLAGS = {"coarse": _FINE_FLAGS, "fine": _COARSE_FLAGS}
 
 
 def _plane_axes(view):
@@ -181,15 +188,19 @@ def read_pipeline(path):
     return info
 
 
-def _training_flags(flagfile_text):
+def _training_flags(flagfile_text, stage):
+    ignored = RUN_ONLY_FLAGS + OTHER_STAGE_FLAGS[stage]
     return sorted(line for line in flagfile_text.splitlines()
-                  if line.lstrip("-").split("=")[0].removeprefix("no") not in RUN_ONLY_FLAGS)
+                  if line.lstrip("-").split("=")[0].removeprefix("no") not in ignored)
 
 
 def _check_same_training(sub, sub_cfg):
-    """A finished model is reused only when it was trained with the same training flags."""
+    """A finished model is reused only when it was trained with the same training flags
+    (the other stage's flags aside: tuning the fine models keeps the coarse ones)."""
     recorded = sub.path / "flags.cfg"
-    if recorded.exists() and _training_flags(recorded.read_text()) != _training_flags(sub_cfg.to_flagfile()):
+    stage = sub_cfg.stage
+    if recorded.exists() and (_training_flags(recorded.read_text(), stage) !=
+                              _training_flags(sub_cfg.to_flagfile(), stage)):
         raise InputError(recorded, "this model was trained with other flags; use a new --model_dir "
                          "or the same flags to resume")
 

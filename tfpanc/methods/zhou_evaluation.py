@@ -81,9 +81,10 @@ class ZhouPredictor:
     def __init__(self, pipeline_dir, max_rounds=None, stop_threshold=None, crop_margin=None):
         self.path = Path(pipeline_dir)
         self.info = zhou.read_pipeline(self.path)
-        models = {name: load_model(self.path / sub)[0] for name, sub in self.info["models"].items()}
-        self.coarse = {v: models[f"coarse_{v}"] for v in ZHOU_VIEWS}
-        self.fine = {v: models[f"fine_{v}"] for v in ZHOU_VIEWS}
+        loaded = {name: load_model(self.path / sub) for name, sub in self.info["models"].items()}
+        self.coarse = {v: loaded[f"coarse_{v}"][0] for v in ZHOU_VIEWS}
+        self.fine = {v: loaded[f"fine_{v}"][0] for v in ZHOU_VIEWS}
+        self.fine_sizes = {v: tuple(loaded[f"fine_{v}"][1]["input_size"]) for v in ZHOU_VIEWS}
         self.normalizer = IntensityNormalizer(self.info["modality"], window=tuple(self.info["window"]))
         self.max_rounds = int(self.info["max_rounds"] if max_rounds is None else max_rounds)
         self.stop_threshold = float(self.info["stop_threshold"] if stop_threshold is None else stop_threshold)
@@ -105,12 +106,14 @@ class ZhouPredictor:
         return out
 
     def fine_predictor(self, stats, batch_size=8):
-        """The :class:`FineViewPredictor` of the fine models (crops padded to 32)."""
-        return FineViewPredictor(self.fine_fn, mode="pad", multiple=FCN_MULTIPLE,
+        """The :class:`FineViewPredictor` of the fine models: crops padded to at least their
+        training size (so the air frame looks as in training), else to a multiple of 32."""
+        return FineViewPredictor(self.fine_fn, mode="pad", multiple=FCN_MULTIPLE, size=self.fine_sizes,
                                  fill=self.normalizer.background(stats), batch_size=batch_size,
                                  transform=lambda a: self.normalizer(a, stats))
 
-    def __call__(self, image, label=None, run_all=False, keep_masks=False, oracle=False):
+    def __call__(self, image, label=None, run_all=False, keep_masks=False, oracle=False,
+                 probability=False):
         """Segments ``image``.
 
         Args:
@@ -119,11 +122,14 @@ class ZhouPredictor:
             run_all: iterate to T even after d(t) > R (Table 1).
             keep_masks: keep every round's mask.
             oracle: also run the oracle-box round (needs ``label``).
+            probability: also return the final mask's fused probability map.
 
         Returns:
             dict with ``mask`` (bool), ``rounds``, ``inter_dsc`` (d(1)..),
             ``stop_reason``, ``result`` (the :class:`FixedPointResult`),
-            ``seconds`` and, with ``oracle``, ``oracle_mask``.
+            ``seconds``; with ``oracle``, ``oracle_mask``; with
+            ``probability``, ``probability`` (float32, see
+            :attr:`tfpanc.inference.fixed_point.FixedPointResult.probability`).
         """
         start = time.time()
         stats = self.normalizer.stats(image)
@@ -135,9 +141,11 @@ class ZhouPredictor:
             margin=self.crop_margin, box=info.get("box", "slice"), fusion=info.get("fusion", "mean"),
             fine_threshold=info.get("fine_threshold", 0.5), coarse_threshold=info.get("coarse_threshold", 0.5),
             keep_components=info.get("keep_components", 0.5), on_empty=info.get("on_empty", "keep"),
-            run_all=run_all, keep_masks=keep_masks, label=label)
+            run_all=run_all, keep_masks=keep_masks, label=label, keep_probability=probability)
         out = {"mask": result.mask, "rounds": result.rounds, "inter_dsc": list(result.inter_dsc),
                "stop_reason": result.stop_reason, "result": result}
+        if probability:
+            out["probability"] = result.probability
         if oracle:
             if label is None:
                 raise ValueError("oracle=True needs the label")

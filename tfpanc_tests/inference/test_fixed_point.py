@@ -118,6 +118,13 @@ def test_fine_predictor_pads_to_multiple_and_crops_back():
     k, b, p = out[1]
     np.testing.assert_allclose(p, 2 * (vol[10:23, 5:15, 2] + 1), rtol=1e-6)
 
+    # A training size pads small crops up to it (per view), larger ones to the multiple.
+    shapes.clear()
+    sized = FineViewPredictor(fn, multiple=8, fill=-1.0, size={"axial": (24, 12), "coronal": (8, 8)})
+    k, b, p = list(sized.predict(vol, slice_boxes(m, "axial", margin=0)))[1]
+    assert set(shapes) == {(3, 24, 16, 3)}
+    np.testing.assert_allclose(p, 2 * vol[10:23, 5:15, 2], rtol=1e-6)
+
     resized = FineViewPredictor(lambda v, b: np.full(b.shape[:3], 0.7), mode="resize",
                                 size=(32, 32))
     k, b, p = list(resized.predict(vol, slice_boxes(m, "axial", margin=0)))[0]
@@ -250,6 +257,29 @@ def test_coarse_callables_majority_vote(blob):
     probs = [shifted.astype(np.float32), label.astype(np.float32), label.astype(np.float32)]
     voted = fixed_point(image, probs, fine(dilation_fake()), max_rounds=0)
     np.testing.assert_array_equal(voted.mask, label)
+
+
+def test_probability_map_is_the_final_rounds_fusion(blob):
+    image, label = blob
+    coarse = ndimage.binary_dilation(label, iterations=8).astype(np.float32)
+    # A fine fake answering 0.9 inside the object and 0.2 around it (in the crops only).
+    soft = fine(lambda view, b: np.where(b[..., 1] > 0.5, 0.9, 0.2).astype(np.float32))
+    res = fixed_point(image, [coarse] * 3, soft, max_rounds=5, keep_components=None,
+                      keep_probability=True)
+    assert res.rounds >= 1 and res.probability.dtype == np.float32
+    np.testing.assert_array_equal(res.mask, res.probability >= 0.5)
+    np.testing.assert_allclose(res.probability[label], 0.9, atol=1e-6)
+    # Around it: 0.2 from each view whose crops reach the voxel, averaged over three views.
+    around = np.unique(np.round(res.probability[(res.probability > 0) & ~label] * 15, 4))
+    assert around.tolist() == [1.0, 2.0, 3.0]
+    grown = np.zeros_like(label)
+    grown[tuple(slice(max(a - MARGIN - 1, 0), b + MARGIN + 1) for a, b in mask_box(label))] = True
+    assert res.probability[~grown].max() == 0 and res.probability[grown].min() == 0
+    # Without fine rounds the map is the mean of the three coarse views.
+    probs = [coarse, 0.5 * coarse, np.zeros_like(coarse)]
+    zero = fixed_point(image, probs, soft, max_rounds=0, keep_probability=True)
+    np.testing.assert_allclose(zero.probability, 0.5 * coarse, atol=1e-6)
+    assert fixed_point(image, probs, soft, max_rounds=0).probability is None
 
 
 # --- Table 1 -----------------------------------------------------------------------------

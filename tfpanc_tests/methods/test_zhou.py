@@ -91,6 +91,17 @@ def test_pipeline_evaluation_writes_table1(trained):
     assert any("Table 1 over 1 cases" in line for line in lines)
 
 
+def test_test_crops_pad_to_the_training_size(trained):
+    from tfpanc.methods.zhou_evaluation import ZhouPredictor
+
+    _, _, run, _, _ = trained
+    fine = ZhouPredictor(run.path).fine_predictor(stats=None)
+    for view in ("axial", "coronal", "sagittal"):
+        h, w = RunDir(run.path / f"fine_{view}").run_info()["input_size"]
+        assert fine._input_shape(view, 3, 5) == (h, w)           # small crops: the training frame
+        assert fine._input_shape(view, h + 1, 5) == (h + 32, w)  # larger ones: the next multiple
+
+
 def test_rerun_skips_finished_models(trained):
     from tfpanc.methods import zhou
 
@@ -111,6 +122,27 @@ def test_changed_flags_refuse_to_mix(trained):
         zhou.train(dataclasses.replace(cfg, fc_filters=16), run, lambda m: None)
 
 
+def test_fine_flags_keep_the_coarse_models(trained, tmp_path):
+    import shutil
+
+    from tfpanc.errors import InputError
+    from tfpanc.methods import zhou
+
+    _, cfg, run, _, _ = trained
+    copy = RunDir(tmp_path / "pipe")
+    shutil.copytree(run.path, copy.path)
+    tuned = dataclasses.replace(cfg, model_dir=str(copy.path), fine_margin_max=4, evaluate=False)
+    with pytest.raises(InputError, match="fine_axial.*other flags"):  # the fine models were not
+        zhou.train(tuned, copy, lambda m: None)
+    for view in ("axial", "coronal", "sagittal"):
+        shutil.rmtree(copy.path / f"fine_{view}")
+    lines = []
+    zhou.train(tuned, copy, lines.append)
+    assert sum("skipped" in line for line in lines) == 3  # the three coarse models
+    assert "--fine_margin_max=4" in (copy.path / "fine_axial" / "flags.cfg").read_text()
+    assert (copy.path / "pipeline.json").exists()
+
+
 def test_predict_cli_on_nifti(trained, tmp_path):
     root, _, run, _, _ = trained
     case = cache_lib.CaseCache(root / "cache").case("case_2")
@@ -118,13 +150,20 @@ def test_predict_cli_on_nifti(trained, tmp_path):
     src = np.asarray(case.image)[::-1]  # stored x-flipped: the geometry path is exercised
     nib.save(nib.Nifti1Image(src, affine), str(tmp_path / "ct.nii.gz"))
     out = subprocess.run([sys.executable, "-m", "tfpanc.predict", f"--model_dir={run.path}",
-                          f"--input={tmp_path / 'ct.nii.gz'}", f"--output={tmp_path / 'mask.nii.gz'}"],
+                          f"--input={tmp_path / 'ct.nii.gz'}", f"--output={tmp_path / 'mask.nii.gz'}",
+                          f"--probabilities={tmp_path / 'prob.nii.gz'}"],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "rounds" in out.stdout and "d(t)" in out.stdout and "mL" in out.stdout
     mask = nib.load(str(tmp_path / "mask.nii.gz"))
     np.testing.assert_allclose(mask.affine, affine)
     assert mask.shape == src.shape and set(np.unique(np.asarray(mask.dataobj))) <= {0, 1}
+    prob = nib.load(str(tmp_path / "prob.nii.gz"))
+    np.testing.assert_allclose(prob.affine, affine)
+    p = np.asarray(prob.dataobj)
+    assert p.shape == src.shape and p.dtype == np.float32 and 0.0 <= p.min() <= p.max() <= 1.0
+    # The mask is never outside the map's support (crops of the last round, or the coarse views).
+    assert not (np.asarray(mask.dataobj).astype(bool) & (p == 0)).any()
 
 
 def test_predict_cli_bad_input_one_line(trained, tmp_path):
@@ -155,16 +194,11 @@ def test_table1_command(trained, tmp_path):
     assert (tmp_path / "t1" / "table1.csv").read_text().startswith("method,dsc_mean")
 
 
-def test_flags_method_model_combination():
-    from absl import flags as absl_flags
-
+def test_flags_method_model_combination(train_flags):
     from tfpanc import flags as tfpanc_flags
     from tfpanc.errors import InputError
 
-    fv = absl_flags.FlagValues()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(tfpanc_flags, "flags", _Definer(fv))
-        tfpanc_flags.define_train_flags()
+    fv = train_flags
     fv(["prog", "--method=zhou"])
     cfg = tfpanc_flags.train_config(fv)
     assert cfg.model == "fcn8s"  # the zhou default when --model is not given
@@ -180,18 +214,3 @@ def test_flags_method_model_combination():
     fv.unparse_flags()
     fv(["prog"])
     assert "--view" not in tfpanc_flags.train_config(fv).to_flagfile()  # cai flags.cfg unchanged
-
-
-class _Definer:
-    """absl.flags with every DEFINE_* bound to a private FlagValues."""
-
-    def __init__(self, fv):
-        self.fv = fv
-
-    def __getattr__(self, name):
-        from absl import flags as absl_flags
-
-        fn = getattr(absl_flags, name)
-        if name.startswith("DEFINE"):
-            return lambda *a, **k: fn(*a, flag_values=self.fv, **k)
-        return fn
