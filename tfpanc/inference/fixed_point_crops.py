@@ -173,7 +173,7 @@ class FineViewPredictor:
             size the model was trained at: a fine model trained on crops
             centre-padded with air to a fixed size reads the width of that
             air frame as a cue, and on crops padded less it marks much of
-            the crop as pancreas (on the phantom: oracle DSC 29 % padded to
+            the crop as pancreas (one phantom case: oracle-box DSC 29 % padded to
             the next multiple of 32, 72 % padded to the training size).
         fill: value of the padding (the normalised value the model saw
             outside the body; Caffe's FCN padded with 0).
