@@ -21,8 +21,8 @@ The training recipe (the paper's Sec. 2 and OrganSegC2F's ``run.sh``):
    same way, to that size (or, when larger, to its next multiple of 32;
    ``FineViewPredictor(mode="pad", size=...)``): train and test then see the
    pancreas at the same scale inside the same air frame. The frame's width
-   is a cue the model learns; padding test crops less tripled the marked
-   volume on the phantom.
+   is a cue the model learns; padding test crops less multiplied the marked
+   volume by 3.6-5.3 on a phantom case.
 
 One command trains a fold's pipeline: with ``--stage=all --view=all``,
 ``--model_dir=D`` gets the six runs ``D/<stage>_<view>/`` (each a normal run
