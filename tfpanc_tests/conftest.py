@@ -49,3 +49,35 @@ def train_flags(monkeypatch):
     monkeypatch.setattr(tfpanc_flags, "flags", Definer())
     tfpanc_flags.define_train_flags()
     return fv
+
+
+def write_ellipsoid_cache(root, shape, centre, radii, values, noise, spacing, n=4):
+    """A tiny CT cache of ``n`` cases: ellipsoid ``i`` at ``centre(i)`` with ``radii``, image
+    ``values = (inside, outside)`` HU plus Gaussian ``noise``; 4 folds. Returns the case ids."""
+    from tfpanc.data import cache as cache_lib
+    from tfpanc.data.io import Geometry
+
+    rng = np.random.default_rng(0)
+    x, y, z = np.meshgrid(*[np.arange(s) for s in shape], indexing="ij")
+    ids = []
+    for i in range(n):
+        c = centre(i)
+        label = ((x - c[0]) / radii[0]) ** 2 + ((y - c[1]) / radii[1]) ** 2 + ((z - c[2]) / radii[2]) ** 2 <= 1
+        image = np.where(label, *values) + rng.normal(0, noise, shape)
+        cid = f"case_{i}"
+        cache_lib.write_case(root, cid, image.astype(np.int16), label.astype(np.uint8),
+                             Geometry.from_spacing(shape, spacing))
+        ids.append(cid)
+    cache_lib.write_splits(root, cache_lib.shuffled_folds(ids, 4, 0), "test")
+    cache_lib.write_index(root, "folder", ids, "ct", "test")
+    return ids
+
+
+def train_run(cfg, train):
+    """Creates ``cfg.model_dir`` and runs ``train(cfg, run, log)``; returns ``(run, result, log lines)``."""
+    from tfpanc.training.run_dir import RunDir
+
+    run = RunDir(cfg.model_dir)
+    run.create(cfg.to_flagfile())
+    lines = []
+    return run, train(cfg, run, lines.append), lines

@@ -19,4 +19,19 @@ def test_config_is_valid(config, train_flags, monkeypatch):
     train_flags(["prog", f"--flagfile={config}"])
     cfg = tfpanc_flags.train_config(train_flags)
     assert cfg.method in config or config.startswith("configs/quickstart")
-    assert cfg.model_dir and cfg.data_dir
+
+
+def test_runnable_configs_have_their_own_model_dir(train_flags, monkeypatch):
+    from tfpanc import flags as tfpanc_flags
+    from tfpanc.flags import TrainConfig
+
+    monkeypatch.chdir(REPO)
+    dirs = {}
+    for config in CONFIGS:
+        if config.endswith("/common.cfg"):  # shared settings, nested by the others
+            continue
+        train_flags(["prog", f"--flagfile={config}"])
+        dirs[config] = tfpanc_flags.train_config(train_flags).model_dir
+        train_flags.unparse_flags()
+    assert TrainConfig.model_dir not in dirs.values()   # none writes to the default runs/default
+    assert len(set(dirs.values())) == len(dirs), dirs    # nor into another config's run

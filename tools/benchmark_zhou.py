@@ -67,6 +67,7 @@ def main():
     from tfpanc.data.patches import VIEWS, view_axis
     from tfpanc.inference.fixed_point import FineViewPredictor, fine_round, mask_box, slice_boxes
     from tfpanc.inference.slicewise import padded_size, predict_slices
+    from tfpanc.methods.zhou import box_crop_size
     from tfpanc.models.fcn8s import FCN8s
 
     shape = (args.size, args.size, args.depth)
@@ -105,10 +106,8 @@ def main():
               f"({'all timed' if len(idx) == n else f'scaled from {len(idx)}'})")
 
     bounds = mask_box(z0)
-    # The fine models' training size (tfpanc.methods.zhou.fine_size): the largest box plus two margins.
-    extent = bounds[:, 1] - bounds[:, 0] + 2 * args.train_margin
-    train_size = {v: tuple(padded_size(int(min(extent[a], shape[a])), 32) for a in range(3) if a != view_axis(v))
-                  for v in VIEWS}
+    # The fine models' training size, as tfpanc.methods.zhou.fine_size makes it for this box.
+    train_size = {v: box_crop_size(bounds, shape, v, args.train_margin) for v in VIEWS}
     fine = FineViewPredictor(predict_fn, mode="pad", multiple=32, size=train_size, batch_size=args.batch)
     boxes = {v: slice_boxes(z0, v, args.margin, 1, "slice", bounds) for v in VIEWS}
     timed_boxes = {v: sb if args.full else _subset(sb, args.fine_crops) for v, sb in boxes.items()}

@@ -82,21 +82,27 @@ def coarse_size(cache, case_ids, view, slice_size=0):
     return tuple(padded_size(int(n), FCN_MULTIPLE) for n in planes.max(axis=0))
 
 
+def box_crop_size(box, shape, view, margin_max):
+    """``(H, W)`` of one 3D ``box``'s in-plane extent plus two margins (at most the plane), padded to 32.
+
+    Example:
+    >>> box = [[10, 50], [20, 40], [0, 5]]
+    >>> box_crop_size(box, (128, 128, 96), "axial", 15), box_crop_size(box, (128, 128, 96), "axial", 60)
+    ((96, 64), (128, 128))
+    """
+    box = as_box(box)
+    return tuple(padded_size(max(min(int(box[a, 1] - box[a, 0]) + 2 * int(margin_max), int(shape[a])), 1),
+                             FCN_MULTIPLE) for a in _plane_axes(view))
+
+
 def fine_size(cache, case_ids, view, margin_max, size=0):
     """``(H, W)`` fine training crops are padded to: ``size`` squared, or per view the
-    largest in-plane pancreas box plus two margins (at most the plane), padded to 32."""
+    largest :func:`box_crop_size` of the cases' pancreas boxes."""
     if size:
         return int(size), int(size)
-    extent = np.zeros(2, np.int64)
-    for c in case_ids:
-        meta = cache.case(c).meta
-        if meta.get("pancreas_box") is None:
-            continue
-        box = as_box(meta["pancreas_box"])
-        for i, a in enumerate(_plane_axes(view)):
-            need = int(box[a, 1] - box[a, 0]) + 2 * int(margin_max)
-            extent[i] = max(extent[i], min(need, int(meta["shape"][a])))
-    return tuple(padded_size(max(int(n), 1), FCN_MULTIPLE) for n in extent)
+    sizes = [box_crop_size(meta["pancreas_box"], meta["shape"], view, margin_max)
+             for meta in (cache.case(c).meta for c in case_ids) if meta.get("pancreas_box") is not None]
+    return tuple(int(n) for n in np.max(sizes, axis=0)) if sizes else (FCN_MULTIPLE, FCN_MULTIPLE)
 
 
 def build_model(info):

@@ -10,26 +10,14 @@ import numpy as np
 import pytest
 
 from tfpanc.data import cache as cache_lib
-from tfpanc.data.io import Geometry
 from tfpanc.flags import TrainConfig
 from tfpanc.training.callbacks import read_history
-from tfpanc.training.run_dir import RunDir
+from tfpanc_tests.conftest import train_run, write_ellipsoid_cache
 
 
-def _tiny_cache(root, n=4, shape=(32, 32, 10)):
-    rng = np.random.default_rng(0)
-    ids = []
-    for i in range(n):
-        x, y, z = np.meshgrid(*[np.arange(s) for s in shape], indexing="ij")
-        cx, cy = 14 + i, 16 - i
-        label = (((x - cx) / 6.0) ** 2 + ((y - cy) / 4.0) ** 2 + ((z - 5) / 3.5) ** 2 <= 1).astype(np.uint8)
-        image = np.where(label > 0, 100, -20) + rng.normal(0, 15, shape)
-        cid = f"case_{i}"
-        cache_lib.write_case(root, cid, image.astype(np.int16), label, Geometry.from_spacing(shape, (1.5, 1.5, 2.5)))
-        ids.append(cid)
-    cache_lib.write_splits(root, cache_lib.shuffled_folds(ids, 4, 0), "test")
-    cache_lib.write_index(root, "folder", ids, "ct", "test")
-    return ids
+def _tiny_cache(root):
+    return write_ellipsoid_cache(root, (32, 32, 10), lambda i: (14 + i, 16 - i, 5), (6.0, 4.0, 3.5),
+                                 (100, -20), 15, (1.5, 1.5, 2.5))
 
 
 def _config(tmp_path, **kw):
@@ -48,10 +36,7 @@ def trained(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("cai")
     _tiny_cache(tmp_path / "cache")
     cfg = _config(tmp_path)
-    run = RunDir(cfg.model_dir)
-    run.create(cfg.to_flagfile())
-    lines = []
-    cai.train(cfg, run, lines.append)
+    run, _, lines = train_run(cfg, cai.train)
     return tmp_path, cfg, run, lines
 
 

@@ -11,27 +11,16 @@ import numpy as np
 import pytest
 
 from tfpanc.data import cache as cache_lib
-from tfpanc.data.io import Geometry
 from tfpanc.flags import TrainConfig
 from tfpanc.training.run_dir import RunDir
+from tfpanc_tests.conftest import train_run, write_ellipsoid_cache
 
 NAMES = ["coarse_axial", "coarse_coronal", "coarse_sagittal", "fine_axial", "fine_coronal", "fine_sagittal"]
 
 
-def _tiny_cache(root, n=4, shape=(40, 36, 20)):
-    rng = np.random.default_rng(0)
-    ids = []
-    x, y, z = np.meshgrid(*[np.arange(s) for s in shape], indexing="ij")
-    for i in range(n):
-        label = (((x - 18 - i) / 8.0) ** 2 + ((y - 17 + i) / 6.0) ** 2 + ((z - 10) / 6.0) ** 2 <= 1)
-        image = np.where(label, 120, -30) + rng.normal(0, 10, shape)
-        cid = f"case_{i}"
-        cache_lib.write_case(root, cid, image.astype(np.int16), label.astype(np.uint8),
-                             Geometry.from_spacing(shape, (1.0, 1.0, 2.0)))
-        ids.append(cid)
-    cache_lib.write_splits(root, cache_lib.shuffled_folds(ids, 4, 0), "test")
-    cache_lib.write_index(root, "folder", ids, "ct", "test")
-    return ids
+def _tiny_cache(root):
+    return write_ellipsoid_cache(root, (40, 36, 20), lambda i: (18 + i, 17 - i, 10), (8.0, 6.0, 6.0),
+                                 (120, -30), 10, (1.0, 1.0, 2.0))
 
 
 def _config(tmp_path, **kw):
@@ -50,10 +39,7 @@ def trained(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("zhou")
     _tiny_cache(tmp_path / "cache")
     cfg = _config(tmp_path)
-    run = RunDir(cfg.model_dir)
-    run.create(cfg.to_flagfile())
-    lines = []
-    info = zhou.train(cfg, run, lines.append)
+    run, info, lines = train_run(cfg, zhou.train)
     return tmp_path, cfg, run, info, lines
 
 
