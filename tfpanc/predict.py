@@ -25,28 +25,28 @@ pipeline's T and R.
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from tfpanc.data import io
 from tfpanc.data.layouts import strip_suffix
-from tfpanc.errors import InputError, run_cli
+from tfpanc import cli
+from tfpanc.errors import InputError
+from tfpanc.output_paths import refuse_overlap, refuse_same_outputs
 
-FLAGS = flags.FLAGS
 
 
-def define_flags():
-    flags.DEFINE_string("model_dir", None, "A finished training run (holds run.json).")
-    flags.DEFINE_string("input", None, "CT/MRI file, DICOM series folder, or folder of image files.")
-    flags.DEFINE_string("output", None, "Mask file (.nii.gz, .nii, .mha, .nrrd), or a folder for a folder input.")
-    flags.DEFINE_string("probabilities", None, "Optional probability map file (folder for a folder input).")
-    flags.DEFINE_float("threshold", None, "Probability threshold; default: the run's (0.5).")
-    flags.DEFINE_integer("max_rounds", None, "zhou: fixed-point rounds T; default: the pipeline's (10).")
-    flags.DEFINE_float("stop_threshold", None, "zhou: stop when d(t) > R; default: the pipeline's (0.95).")
+def define_flags(fv):
+    flags.DEFINE_string("model_dir", None, "A finished training run (holds run.json).", flag_values=fv)
+    flags.DEFINE_string("input", None, "CT/MRI file, DICOM series folder, or folder of image files.", flag_values=fv)
+    flags.DEFINE_string("output", None, "Mask file (.nii.gz, .nii, .mha, .nrrd), or a folder for a folder input.", flag_values=fv)
+    flags.DEFINE_string("probabilities", None, "Optional probability map file (folder for a folder input).", flag_values=fv)
+    flags.DEFINE_float("threshold", None, "Probability threshold; default: the run's (0.5).", flag_values=fv)
+    flags.DEFINE_integer("max_rounds", None, "zhou: fixed-point rounds T; default: the pipeline's (10).", flag_values=fv)
+    flags.DEFINE_float("stop_threshold", None, "zhou: stop when d(t) > R; default: the pipeline's (0.95).", flag_values=fv)
 
 
 def _image_files(folder):
@@ -56,19 +56,40 @@ def _image_files(folder):
 
 
 def plan_jobs(input_path, output, probabilities):
-    """[(input, mask path, probability path or None)] for a file or a folder input."""
+    """[(input, mask path, probability path or None)] for a file or a folder input.
+
+    Outputs never overlap inputs or each other: an ``--output`` (or
+    ``--probabilities``) that is, contains or lies inside ``--input``, or two
+    outputs naming one file (``--probabilities`` equal to ``--output``, or
+    ``a.nii`` and ``a.nii.gz`` in one input folder), are refused before any
+    model is loaded.
+    """
     input_path = Path(input_path)
     if not input_path.exists():
         raise InputError(input_path, "no such file or folder")
+    for flag, path in (("--output", output), ("--probabilities", probabilities)):
+        if path is not None:
+            refuse_overlap(path, flag, [input_path], "--input")
     files = _image_files(input_path) if input_path.is_dir() else []
     if not files:
-        if not io.is_nifti(output) and not str(output).lower().endswith((".mha", ".nrrd")):
-            raise InputError(output, "output must end in .nii.gz, .nii, .mha or .nrrd")
-        return [(input_path, Path(output), None if probabilities is None else Path(probabilities))]
-    jobs = []
-    for f in files:
-        name = strip_suffix(f.name) + ".nii.gz"
-        jobs.append((f, Path(output) / name, None if probabilities is None else Path(probabilities) / name))
+        for flag, path in (("--output", output), ("--probabilities", probabilities)):
+            if path is None:
+                continue
+            if Path(path).is_dir():
+                raise InputError(path, f"{flag} is a folder; name the file to write")
+            if not io.is_nifti(path) and not str(path).lower().endswith((".mha", ".nrrd")):
+                raise InputError(path, f"{flag} must end in .nii.gz, .nii, .mha or .nrrd")
+        jobs = [(input_path, Path(output), None if probabilities is None else Path(probabilities))]
+    else:
+        for flag, path in (("--output", output), ("--probabilities", probabilities)):
+            if path is not None and Path(path).exists() and not Path(path).is_dir():
+                raise InputError(path, f"{flag} must be a folder for a folder --input")
+        jobs = []
+        for f in files:
+            name = strip_suffix(f.name) + ".nii.gz"
+            jobs.append((f, Path(output) / name, None if probabilities is None else Path(probabilities) / name))
+    refuse_same_outputs([(f"--output for {src.name}", mask) for src, mask, _ in jobs] +
+                        [(f"--probabilities for {src.name}", prob) for src, _, prob in jobs])
     return jobs
 
 
@@ -108,53 +129,53 @@ def predict_zhou_file(predictor, image_path, volume, mask_path, prob_path=None, 
     return ml
 
 
-def _zhou_main(jobs):
-    if FLAGS.threshold is not None:
+def _zhou_main(jobs, fv):
+    if fv.threshold is not None:
         raise InputError("--threshold", "applies to cai runs; a zhou pipeline thresholds at 0.5 "
                          "inside the fixed-point fusion")
-    if FLAGS.max_rounds is not None and FLAGS.max_rounds < 0:
-        raise InputError("--max_rounds", f"must not be negative, got {FLAGS.max_rounds}")
-    if FLAGS.stop_threshold is not None and not 0.0 < FLAGS.stop_threshold <= 1.0:
-        raise InputError("--stop_threshold", f"must be in (0, 1], got {FLAGS.stop_threshold}")
+    if fv.max_rounds is not None and fv.max_rounds < 0:
+        raise InputError("--max_rounds", f"must not be negative, got {fv.max_rounds}")
+    if fv.stop_threshold is not None and not 0.0 < fv.stop_threshold <= 1.0:
+        raise InputError("--stop_threshold", f"must be in (0, 1], got {fv.stop_threshold}")
     # The first input is read before Keras is imported and the six models are built.
     first = load_input(jobs[0][0])
     from tfpanc.methods import zhou
     from tfpanc.methods.zhou_evaluation import ZhouPredictor
 
-    zhou.read_pipeline(FLAGS.model_dir)
+    zhou.read_pipeline(fv.model_dir)
 
-    predictor = ZhouPredictor(FLAGS.model_dir, max_rounds=FLAGS.max_rounds,
-                              stop_threshold=FLAGS.stop_threshold)
+    predictor = ZhouPredictor(fv.model_dir, max_rounds=fv.max_rounds,
+                              stop_threshold=fv.stop_threshold)
     for n, (image_path, mask_path, prob_path) in enumerate(jobs):
         volume = first if n == 0 else load_input(image_path)
         predict_zhou_file(predictor, image_path, volume, mask_path, prob_path)
 
 
-def main(argv):
+def main(argv, fv):
     if len(argv) > 1:
         raise InputError(None, f"unexpected arguments: {' '.join(argv[1:])}")
     for name in ("model_dir", "input", "output"):
-        if not getattr(FLAGS, name):
+        if not getattr(fv, name):
             raise InputError(f"--{name}", "is required")
-    threshold = FLAGS.threshold
+    threshold = fv.threshold
     if threshold is not None and not 0.0 < threshold < 1.0:
         raise InputError("--threshold", f"must be in (0, 1), got {threshold}")
-    jobs = plan_jobs(FLAGS.input, FLAGS.output, FLAGS.probabilities)
-    if (Path(FLAGS.model_dir) / "pipeline.json").exists():
-        return _zhou_main(jobs)
+    jobs = plan_jobs(fv.input, fv.output, fv.probabilities)
+    if (Path(fv.model_dir) / "pipeline.json").exists():
+        return _zhou_main(jobs, fv)
     from tfpanc.training.run_dir import RunDir
 
-    info = RunDir(FLAGS.model_dir).run_info()
+    info = RunDir(fv.model_dir).run_info()
     if info.get("method") == "zhou":
-        raise InputError(FLAGS.model_dir, "is one zhou model; pass its pipeline directory "
+        raise InputError(fv.model_dir, "is one zhou model; pass its pipeline directory "
                          "(the folder holding pipeline.json)")
     if info.get("method") != "cai":
-        raise InputError(FLAGS.model_dir, f"unsupported method {info.get('method')!r} in run.json")
+        raise InputError(fv.model_dir, f"unsupported method {info.get('method')!r} in run.json")
     # The first input is read before the model is built: a bad file fails fast.
     first = load_input(jobs[0][0])
     from tfpanc.methods.cai_evaluation import CaiPredictor
 
-    predictor = CaiPredictor(FLAGS.model_dir)
+    predictor = CaiPredictor(fv.model_dir)
     threshold = predictor.threshold if threshold is None else threshold
     for n, (image_path, mask_path, prob_path) in enumerate(jobs):
         volume = first if n == 0 else load_input(image_path)
@@ -162,6 +183,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(run_cli(main))
-    sys.exit(0)
+    cli.run_command(define_flags, main)

@@ -37,11 +37,13 @@ import shutil
 from pathlib import Path
 
 from tfpanc.errors import InputError
+from tfpanc.output_paths import holds_only
 from tfpanc.export.rest import INPUT_NAME, SIGNATURE
 from tfpanc.inference.slicewise import MAX_SLICE_BATCH
 from tfpanc.training.run_dir import RunDir
 
 METADATA_FILE = "assets.extra/tfpanc_export.json"
+SAVED_MODEL_ENTRIES = ("saved_model.pb", "fingerprint.pb", "variables", "assets", "assets.extra")
 
 
 def check_run(model_dir):
@@ -179,6 +181,10 @@ def export_run(model_dir, export_dir, slice_size=None, threshold=None, log=print
         raise InputError(export_dir, "already exists; export to a new (version) folder")
     if export_dir.parent.exists() and not export_dir.parent.is_dir():
         raise InputError(export_dir.parent, "is not a folder")
+    partial = Path(f"{export_dir}.partial")
+    # Left by an interrupted export; a folder of that name holding anything else is the user's.
+    if partial.exists() and (not partial.is_dir() or not holds_only(partial, SAVED_MODEL_ENTRIES)):
+        raise InputError(partial, "exists and is not an interrupted tfpanc export; move it away first")
     # Checks above are TensorFlow-free, so a bad request fails in a second.
     import keras
 
@@ -196,9 +202,8 @@ def export_run(model_dir, export_dir, slice_size=None, threshold=None, log=print
         archive.track(head)
     archive.add_endpoint(SIGNATURE, serving_fn(cnn, head, info, threshold),
                          input_signature=[tf.TensorSpec([None, size, size, None], tf.float32, name=INPUT_NAME)])
-    partial = Path(f"{export_dir}.partial")
     if partial.exists():
-        shutil.rmtree(partial)  # left by an interrupted export
+        shutil.rmtree(partial)  # an interrupted export's (checked above)
     partial.parent.mkdir(parents=True, exist_ok=True)
     try:
         archive.write_out(str(partial), verbose=False)
