@@ -7,7 +7,7 @@ Usage::
     python -m tfpanc.cv_report --model_dirs='runs/cai_f*'
 
 Each fold run must hold ``run.json`` and ``eval/per_case.csv`` (written by
-training's evaluation, :func:`tfpanc.methods.cai_evaluation.evaluate_run`).
+training's evaluation, :func:`tfpanc.methods.cai.evaluation.evaluate_run`).
 The cases of all folds are pooled, as the papers report 4-fold CV: DSC, JI,
 precision, recall, AVD (and every other per-case metric) as
 ``mean ± std [min, max]`` over all cases; for BiRNN runs also the CNN alone
@@ -29,18 +29,17 @@ import csv
 import dataclasses
 import glob
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
-from tfpanc.errors import InputError, run_cli
+from tfpanc import cli
+from tfpanc.errors import InputError
 from tfpanc.metrics.summary import format_table, summarize
 from tfpanc.metrics.threshold_sweep import plot_threshold_sweep
 from tfpanc.result_files import write_csv_rows, write_json, write_text
 
-FLAGS = flags.FLAGS
 PAPER_FIRST = ("dsc", "jaccard", "precision", "recall", "avd")
 # Settings that make two runs different experiments: their cases must not be pooled.
 SAME_SETTINGS = ("method", "model", "loss", "modality")
@@ -266,25 +265,25 @@ def write_report(report, output_dir, text=None):
     return out
 
 
-def define_flags():
-    flags.DEFINE_string("model_dirs", None, "Fold run folders, comma separated; entries may be globs.")
-    flags.DEFINE_string("output_dir", None, "Optional folder for report.txt, summary.json, CSVs and the PNG.")
+def define_flags(fv):
+    flags.DEFINE_string("model_dirs", None, "Fold run folders, comma separated; entries may be globs.",
+                        flag_values=fv)
+    flags.DEFINE_string("output_dir", None, "Optional folder for report.txt, summary.json, CSVs and the PNG.",
+                        flag_values=fv)
 
 
-def main(argv):
+def main(argv, fv):
     if len(argv) > 1:
         raise InputError(None, f"unexpected arguments: {' '.join(argv[1:])}")
-    if not FLAGS.model_dirs:
+    if not fv.model_dirs:
         raise InputError("--model_dirs", "is required")
-    report = pool_folds(expand_model_dirs(FLAGS.model_dirs))
+    report = pool_folds(expand_model_dirs(fv.model_dirs))
     text = format_report(report)
     print(text)
-    if FLAGS.output_dir:
-        write_report(report, FLAGS.output_dir, text)
-        print(f"written to {FLAGS.output_dir}")
+    if fv.output_dir:
+        write_report(report, fv.output_dir, text)
+        print(f"written to {fv.output_dir}")
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(run_cli(main))
-    sys.exit(0)
+    cli.run_command(define_flags, main)

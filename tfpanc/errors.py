@@ -3,13 +3,12 @@
 A user mistake (a missing file, a label that does not match its image, a bad
 flag value) must end with one clear line on stderr and a non-zero exit, never
 a Python traceback. Code raises :class:`InputError` naming the file and the
-problem; :func:`run_cli` catches it at the top of every command.
+problem; :mod:`tfpanc.cli` catches it at the top of every command.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 
 
 class InputError(Exception):
@@ -30,23 +29,3 @@ class InputError(Exception):
         if self.path is None:
             return f"error: {self.problem}"
         return f"error: {self.path}: {self.problem}"
-
-
-def run_cli(main):
-    """Returns an absl-style ``main(argv)`` that reports InputError in one line.
-
-    Args:
-        main: the command's ``main(argv)``.
-    """
-
-    def wrapped(argv):
-        try:
-            return main(argv)
-        except InputError as e:
-            print(e.one_line(), file=sys.stderr)
-            sys.exit(2)
-        except KeyboardInterrupt:
-            print("error: interrupted", file=sys.stderr)
-            sys.exit(130)
-
-    return wrapped

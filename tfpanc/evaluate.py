@@ -34,18 +34,18 @@ import io
 from pathlib import Path
 
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
 from tfpanc.data.io import load_volume
-from tfpanc.errors import InputError, run_cli
+from tfpanc import cli
+from tfpanc.errors import InputError
 from tfpanc.metrics.summary import DEFAULT_METRICS, METRICS, all_metrics, format_table, summarize
 from tfpanc.result_files import write_json, write_text
 
 SUFFIXES = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd")
-FLAGS = flags.FLAGS
 
 
-def define_flags(flag_values=FLAGS):
+def define_flags(flag_values):
     """Defines this command's flags (only when run as a command, so that
     importing the module never clashes with other commands' flags)."""
     flags.DEFINE_string("pred_dir", None, "Folder of predicted masks.", flag_values=flag_values)
@@ -194,23 +194,21 @@ def _parse_label_values(values):
                          f"expected whole numbers, got {','.join(values)}") from None
 
 
-def main(argv):
+def main(argv, fv):
     if len(argv) > 1:
         raise InputError(None, f"unexpected arguments: {' '.join(argv[1:])}")
-    unknown = [m for m in FLAGS.metrics if m not in METRICS]
-    if unknown or not FLAGS.metrics:
+    unknown = [m for m in fv.metrics if m not in METRICS]
+    if unknown or not fv.metrics:
         raise InputError("--metrics", f"unknown metric(s) {', '.join(unknown) or '(none given)'}; "
                                       f"choose from {', '.join(METRICS)}")
-    label_values = _parse_label_values(FLAGS.label_values)
-    rows, summary = evaluate_folders(FLAGS.pred_dir, FLAGS.label_dir, FLAGS.metrics, label_values)
-    settings = {"pred_dir": str(FLAGS.pred_dir), "label_dir": str(FLAGS.label_dir),
+    label_values = _parse_label_values(fv.label_values)
+    rows, summary = evaluate_folders(fv.pred_dir, fv.label_dir, fv.metrics, label_values)
+    settings = {"pred_dir": str(fv.pred_dir), "label_dir": str(fv.label_dir),
                 "label_values": label_values or "nonzero"}
-    write_outputs(FLAGS.output_dir, rows, summary, settings)
+    write_outputs(fv.output_dir, rows, summary, settings)
     print(format_table(summary))
-    print(f"{len(rows)} cases; per-case values in {Path(FLAGS.output_dir) / 'per_case.csv'}")
-    return 0
+    print(f"{len(rows)} cases; per-case values in {Path(fv.output_dir) / 'per_case.csv'}")
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(run_cli(main))
+    cli.run_command(define_flags, main)

@@ -3,24 +3,21 @@ r"""Segments the pancreas in CT/MRI files with a trained run.
 Usage::
 
     python -m tfpanc.predict --model_dir=runs/quickstart --input=ct.nii.gz \
-        --output=mask.nii.gz [--probabilities=prob.nii.gz] [--threshold=0.5]
+        --output=mask.nii.gz [--probabilities=prob.nii.gz]
 
 ``--input`` is a NIfTI / .mha / .nrrd file or a DICOM series folder; the mask
 (uint8, 1 = pancreas) is written on the input's own grid, so it overlays the
 input in 3D Slicer or ITK-SNAP. A folder of image files is processed file by
 file into the ``--output`` folder (``<name>.nii.gz`` each). The pancreas
 volume in mL is printed per input. Input that cannot be used gets a one-line
-error and a non-zero exit, and no output file is written.
+error and a non-zero exit, and no output file is written; outputs that
+overlap the inputs or each other are refused before any work.
 
-``--model_dir`` may also be a zhou pipeline directory (``pipeline.json``,
-made by ``python -m tfpanc.train --flagfile=configs/zhou/pipeline.cfg``):
-the three coarse views, their vote and the fixed-point iteration run on the
-input, and the rounds taken and each round's d(t) are printed with the
-volume. The zhou mask comes from the fused fine models (mean probability
->= 0.5, small components removed), so ``--threshold`` applies to cai runs
-only; ``--probabilities`` writes the final round's mean probability of the
-three views; ``--max_rounds`` and ``--stop_threshold`` override the
-pipeline's T and R.
+The run's ``run.json`` names its method; the method's predictor (from
+:mod:`tfpanc.methods.registry`) does the work, and the method's own flags
+apply: cai ``--threshold``; zhou (a pipeline directory) ``--max_rounds`` and
+``--stop_threshold``, with the rounds taken and each d(t) printed. A flag of
+another method is refused in one line.
 """
 
 from __future__ import annotations
@@ -31,22 +28,23 @@ from pathlib import Path
 import numpy as np
 from absl import flags
 
+from tfpanc import cli
 from tfpanc.data import io
 from tfpanc.data.layouts import strip_suffix
-from tfpanc import cli
 from tfpanc.errors import InputError
+from tfpanc.methods import registry
 from tfpanc.output_paths import refuse_overlap, refuse_same_outputs
-
 
 
 def define_flags(fv):
     flags.DEFINE_string("model_dir", None, "A finished training run (holds run.json).", flag_values=fv)
-    flags.DEFINE_string("input", None, "CT/MRI file, DICOM series folder, or folder of image files.", flag_values=fv)
-    flags.DEFINE_string("output", None, "Mask file (.nii.gz, .nii, .mha, .nrrd), or a folder for a folder input.", flag_values=fv)
-    flags.DEFINE_string("probabilities", None, "Optional probability map file (folder for a folder input).", flag_values=fv)
-    flags.DEFINE_float("threshold", None, "Probability threshold; default: the run's (0.5).", flag_values=fv)
-    flags.DEFINE_integer("max_rounds", None, "zhou: fixed-point rounds T; default: the pipeline's (10).", flag_values=fv)
-    flags.DEFINE_float("stop_threshold", None, "zhou: stop when d(t) > R; default: the pipeline's (0.95).", flag_values=fv)
+    flags.DEFINE_string("input", None, "CT/MRI file, DICOM series folder, or folder of image files.",
+                        flag_values=fv)
+    flags.DEFINE_string("output", None, "Mask file (.nii.gz, .nii, .mha, .nrrd), or a folder for a folder "
+                        "input.", flag_values=fv)
+    flags.DEFINE_string("probabilities", None, "Optional probability map file (folder for a folder input).",
+                        flag_values=fv)
+    registry.define_method_flags("predict", fv)
 
 
 def _image_files(folder):
@@ -100,55 +98,18 @@ def load_input(image_path):
     return volume
 
 
-def predict_file(predictor, image_path, volume, mask_path, prob_path, threshold, log=print):
-    """Predicts one loaded input; writes the mask (and probabilities); returns mL."""
+def predict_file(predict, image_path, volume, mask_path, prob_path, log=print):
+    """Predicts one loaded input with a method's predictor; writes the mask (and probabilities); returns mL."""
     start = time.time()
-    prob = predictor(volume.array)["probability"]
-    mask = (prob > threshold).astype(np.uint8)
+    out = predict(volume.array, probability=prob_path is not None, spacing=tuple(volume.spacing))
+    mask = np.asarray(out["mask"]).astype(np.uint8)
     ml = float(mask.sum()) * float(np.prod(volume.spacing)) / 1000.0
     io.save_volume(mask, volume.geometry, mask_path)
     if prob_path is not None:
-        io.save_volume(prob.astype(np.float32), volume.geometry, prob_path)
-    log(f"{image_path}: pancreas {ml:.1f} mL -> {mask_path} ({time.time() - start:.1f} s)")
+        io.save_volume(np.asarray(out["probability"], np.float32), volume.geometry, prob_path)
+    summary = f", {out['summary']}" if out.get("summary") else ""
+    log(f"{image_path}: pancreas {ml:.1f} mL{summary} -> {mask_path} ({time.time() - start:.1f} s)")
     return ml
-
-
-def predict_zhou_file(predictor, image_path, volume, mask_path, prob_path=None, log=print):
-    """Runs a zhou pipeline on one loaded input; writes the mask (and probabilities); returns mL."""
-    from tfpanc.methods.zhou_evaluation import format_rounds
-
-    start = time.time()
-    out = predictor(volume.array, probability=prob_path is not None)
-    mask = out["mask"].astype(np.uint8)
-    ml = float(mask.sum()) * float(np.prod(volume.spacing)) / 1000.0
-    io.save_volume(mask, volume.geometry, mask_path)
-    if prob_path is not None:
-        io.save_volume(out["probability"], volume.geometry, prob_path)
-    log(f"{image_path}: pancreas {ml:.1f} mL, {format_rounds(out)} -> {mask_path} "
-        f"({time.time() - start:.1f} s)")
-    return ml
-
-
-def _zhou_main(jobs, fv):
-    if fv.threshold is not None:
-        raise InputError("--threshold", "applies to cai runs; a zhou pipeline thresholds at 0.5 "
-                         "inside the fixed-point fusion")
-    if fv.max_rounds is not None and fv.max_rounds < 0:
-        raise InputError("--max_rounds", f"must not be negative, got {fv.max_rounds}")
-    if fv.stop_threshold is not None and not 0.0 < fv.stop_threshold <= 1.0:
-        raise InputError("--stop_threshold", f"must be in (0, 1], got {fv.stop_threshold}")
-    # The first input is read before Keras is imported and the six models are built.
-    first = load_input(jobs[0][0])
-    from tfpanc.methods import zhou
-    from tfpanc.methods.zhou_evaluation import ZhouPredictor
-
-    zhou.read_pipeline(fv.model_dir)
-
-    predictor = ZhouPredictor(fv.model_dir, max_rounds=fv.max_rounds,
-                              stop_threshold=fv.stop_threshold)
-    for n, (image_path, mask_path, prob_path) in enumerate(jobs):
-        volume = first if n == 0 else load_input(image_path)
-        predict_zhou_file(predictor, image_path, volume, mask_path, prob_path)
 
 
 def main(argv, fv):
@@ -157,29 +118,15 @@ def main(argv, fv):
     for name in ("model_dir", "input", "output"):
         if not getattr(fv, name):
             raise InputError(f"--{name}", "is required")
-    threshold = fv.threshold
-    if threshold is not None and not 0.0 < threshold < 1.0:
-        raise InputError("--threshold", f"must be in (0, 1), got {threshold}")
     jobs = plan_jobs(fv.input, fv.output, fv.probabilities)
-    if (Path(fv.model_dir) / "pipeline.json").exists():
-        return _zhou_main(jobs, fv)
-    from tfpanc.training.run_dir import RunDir
-
-    info = RunDir(fv.model_dir).run_info()
-    if info.get("method") == "zhou":
-        raise InputError(fv.model_dir, "is one zhou model; pass its pipeline directory "
-                         "(the folder holding pipeline.json)")
-    if info.get("method") != "cai":
-        raise InputError(fv.model_dir, f"unsupported method {info.get('method')!r} in run.json")
-    # The first input is read before the model is built: a bad file fails fast.
+    method, info = registry.method_of_run(fv.model_dir)
+    options = registry.options_from_flags(method, "predict", fv)
+    # The first input is read before Keras is imported and the models are built: a bad file fails fast.
     first = load_input(jobs[0][0])
-    from tfpanc.methods.cai_evaluation import CaiPredictor
-
-    predictor = CaiPredictor(fv.model_dir)
-    threshold = predictor.threshold if threshold is None else threshold
+    predict = method.call("predictor", fv.model_dir, info, options)
     for n, (image_path, mask_path, prob_path) in enumerate(jobs):
         volume = first if n == 0 else load_input(image_path)
-        predict_file(predictor, image_path, volume, mask_path, prob_path, threshold)
+        predict_file(predict, image_path, volume, mask_path, prob_path)
 
 
 if __name__ == "__main__":

@@ -6,11 +6,12 @@ one, never half of one. JSON accepts numpy scalars (metric values often are).
 
 Example:
 >>> import tempfile, pathlib, numpy as np
->>> d = pathlib.Path(tempfile.mkdtemp())
+>>> tmp = tempfile.TemporaryDirectory(); d = pathlib.Path(tmp.name)
 >>> write_json(d / "s.json", {"dsc": np.float32(0.5)})
 >>> write_csv_rows(d / "r.csv", [{"case": "a", "dsc": 0.5}])
 >>> (d / "r.csv").read_text().splitlines()
 ['case,dsc', 'a,0.5']
+>>> tmp.cleanup()
 """
 
 from __future__ import annotations

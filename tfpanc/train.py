@@ -1,13 +1,19 @@
 r"""Trains a method's models: ``python -m tfpanc.train --flagfile=configs/…``.
 
-Flags come from a flagfile plus command-line overrides (the later wins), are
-validated at start (one-line errors), and are recorded in the run directory
-(``--model_dir``/flags.cfg). When ``--phantom_cases`` is set and
+Flags come from a flagfile plus command-line overrides (the later wins).
+``--method`` picks the method from :mod:`tfpanc.methods.registry`; its
+config validates the flags at start (one-line errors; a flag only other
+methods read is refused), and the resolved flags are recorded in the run
+directory (``--model_dir``/flags.cfg). When ``--phantom_cases`` is set and
 ``--data_dir`` holds no cache yet, a phantom dataset is generated and
 prepared there first, so one command takes a fresh machine to a trained,
-evaluated model. ``--method=zhou --stage=all --view=all`` trains the six
-models of a fold into ``--model_dir``/<stage>_<view>/ and writes
-``--model_dir``/pipeline.json (see :mod:`tfpanc.methods.zhou`).
+evaluated model.
+
+Every method goes through the same steps here: the case split (training
+cases, validation cases drawn from the training folds, the held-out fold;
+:mod:`tfpanc.training.data_split`), the method's recipe, ``run.json``
+(what the recipe returned, plus ``method`` and the split), then the
+method's evaluation of the held-out fold under ``<model_dir>/eval``.
 
 The same command runs under ``KERAS_BACKEND=jax``: nothing here imports
 TensorFlow unless the backend is TensorFlow.
@@ -15,13 +21,11 @@ TensorFlow unless the backend is TensorFlow.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from absl import app
-
-from tfpanc import flags as tfpanc_flags
-from tfpanc.errors import InputError, run_cli
+from tfpanc import cli
+from tfpanc.errors import InputError
+from tfpanc.methods import registry
 from tfpanc.training.callbacks import RunLog
 from tfpanc.training.run_dir import RunDir
 
@@ -45,28 +49,40 @@ def ensure_data(cfg, log):
     prepare.prepare("phantom", raw, data_dir, log=log)
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise InputError(None, f"unexpected arguments: {' '.join(argv[1:])}")
-    cfg = tfpanc_flags.train_config()
+def run_training(method, cfg, log=None):
+    """Trains ``cfg`` with ``method`` into ``cfg.model_dir``; returns the run.json record (or None)."""
+    from tfpanc.training.fit import start_training
+
     run = RunDir(cfg.model_dir)
     run.create(cfg.to_flagfile())
-    log = RunLog(run.path / "train.log")
+    log = log or RunLog(run.path / "train.log")
     import keras
 
-    log(f"tfpanc.train: method {cfg.method}, model {cfg.model}, run dir {run.path}, "
+    log(f"tfpanc.train: method {method.name}, model {cfg.model}, run dir {run.path}, "
         f"Keras {keras.__version__} on {keras.backend.backend()}")
     ensure_data(cfg, log)
-    if cfg.method == "cai":
-        from tfpanc.methods import cai as method
-    elif cfg.method == "zhou":
-        from tfpanc.methods import zhou as method
-    else:  # flags validation keeps this unreachable
-        raise InputError("--method", f"unknown method {cfg.method}")
-    method.train(cfg, run, log)
+    data = start_training(cfg, run.path)
+    info = method.call("train", cfg, run, log, data)
+    if info is None:
+        return None
+    info = {"method": method.name, **info, "split": data.as_record()}
+    run.write_run_info(info)
+    log(f"run complete: {run.path / 'run.json'}")
+    if cfg.evaluate and data.test_ids and method.has("evaluate"):
+        method.call("evaluate", run.path, data.cache, data.test_ids, log)
+    return info
+
+
+def define_flags(fv):
+    registry.define_train_flags(fv)
+
+
+def main(argv, fv):
+    if len(argv) > 1:
+        raise InputError(None, f"unexpected arguments: {' '.join(argv[1:])}")
+    method, cfg = registry.train_config(fv)
+    run_training(method, cfg)
 
 
 if __name__ == "__main__":
-    tfpanc_flags.define_train_flags()
-    app.run(run_cli(main))
-    sys.exit(0)
+    cli.run_command(define_flags, main)

@@ -33,21 +33,14 @@ def blob_case():
 
 
 @pytest.fixture
-def train_flags(monkeypatch):
+def train_flags():
     """A private absl ``FlagValues`` holding the train CLI's flags (the global FLAGS stay untouched)."""
     from absl import flags as absl_flags
 
-    from tfpanc import flags as tfpanc_flags
+    from tfpanc import train
 
     fv = absl_flags.FlagValues()
-
-    class Definer:  # absl.flags with every DEFINE_* bound to `fv`
-        def __getattr__(self, name):
-            fn = getattr(absl_flags, name)
-            return (lambda *a, **k: fn(*a, flag_values=fv, **k)) if name.startswith("DEFINE") else fn
-
-    monkeypatch.setattr(tfpanc_flags, "flags", Definer())
-    tfpanc_flags.define_train_flags()
+    train.define_flags(fv)
     return fv
 
 
@@ -73,11 +66,19 @@ def write_ellipsoid_cache(root, shape, centre, radii, values, noise, spacing, n=
     return ids
 
 
-def train_run(cfg, train):
-    """Creates ``cfg.model_dir`` and runs ``train(cfg, run, log)``; returns ``(run, result, log lines)``."""
+def write_cai_cache(root):
+    """The cai tests' tiny cache: 4 cases of 32x32x10 at 1.5 x 1.5 x 2.5 mm."""
+    return write_ellipsoid_cache(root, (32, 32, 10), lambda i: (14 + i, 16 - i, 5), (6.0, 4.0, 3.5),
+                                 (100, -20), 15, (1.5, 1.5, 2.5))
+
+
+def train_run(cfg):
+    """Trains ``cfg`` as the train command does (split, recipe, run.json, evaluation);
+    returns ``(run, run.json record, log lines)``."""
+    from tfpanc.methods import registry
+    from tfpanc.train import run_training
     from tfpanc.training.run_dir import RunDir
 
-    run = RunDir(cfg.model_dir)
-    run.create(cfg.to_flagfile())
     lines = []
-    return run, train(cfg, run, lines.append), lines
+    info = run_training(registry.get(cfg.method), cfg, log=lines.append)
+    return RunDir(cfg.model_dir), info, lines

@@ -13,17 +13,17 @@ def test_configs_found():
 
 @pytest.mark.parametrize("config", CONFIGS)
 def test_config_is_valid(config, train_flags, monkeypatch):
-    from tfpanc import flags as tfpanc_flags
+    from tfpanc.methods import registry
 
     monkeypatch.chdir(REPO)  # nested --flagfile lines are relative to the repository root
     train_flags(["prog", f"--flagfile={config}"])
-    cfg = tfpanc_flags.train_config(train_flags)
+    cfg = registry.train_config(train_flags)[1]
     assert cfg.method in config or config.startswith("configs/quickstart")
 
 
 def test_runnable_configs_have_their_own_model_dir(train_flags, monkeypatch):
-    from tfpanc import flags as tfpanc_flags
-    from tfpanc.flags import TrainConfig
+    from tfpanc.flags import SharedConfig
+    from tfpanc.methods import registry
 
     monkeypatch.chdir(REPO)
     dirs = {}
@@ -31,7 +31,7 @@ def test_runnable_configs_have_their_own_model_dir(train_flags, monkeypatch):
         if config.endswith("/common.cfg"):  # shared settings, nested by the others
             continue
         train_flags(["prog", f"--flagfile={config}"])
-        dirs[config] = tfpanc_flags.train_config(train_flags).model_dir
+        dirs[config] = registry.train_config(train_flags)[1].model_dir
         train_flags.unparse_flags()
-    assert TrainConfig.model_dir not in dirs.values()   # none writes to the default runs/default
+    assert SharedConfig.model_dir not in dirs.values()   # none writes to the default runs/default
     assert len(set(dirs.values())) == len(dirs), dirs    # nor into another config's run

@@ -3,13 +3,13 @@ r"""Peak memory and time of ``python -m tfpanc.predict`` against the volume's sl
 For each model configuration and each slice count Z, writes a synthetic
 S x S x Z CT NIfTI (int16 HU: an air background, a soft-tissue body ellipse
 with noise), makes a randomly initialised cai run
-(:func:`tfpanc.export.random_run.write_random_run`: weights do not change
+(:func:`tfpanc.methods.cai.random_run.write_random_run`: weights do not change
 memory or time), runs ``python -m tfpanc.predict`` on it as a subprocess and
 reads that child's own peak RSS (``ru_maxrss`` of ``os.wait4`` on its pid,
 so earlier runs do not count).
 
 Reading the figures: prediction feeds the CNN min(16, 2**21 / (S*S)) slices
-at a time (:func:`tfpanc.methods.cai.batches_for`), so a volume with fewer
+at a time (:func:`tfpanc.methods.cai.networks.slices_per_call`), so a volume with fewer
 slices than that runs a smaller batch and is not a fair "fixed cost" point.
 Compare slice counts of at least one full batch: the growth between the last
 two, divided by their difference, is the per-slice (O(volume)) cost, to set
@@ -94,7 +94,7 @@ def main():
     args = parser.parse_args()
     slice_counts = ([args.base_slices] if args.base_slices else []) + [int(s) for s in args.slices.split(",")]
     sys.path.insert(0, str(REPO))
-    from tfpanc.export.random_run import write_random_run
+    from tfpanc.methods.cai.random_run import write_random_run
 
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         workdir = Path(tmp)

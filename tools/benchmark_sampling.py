@@ -49,18 +49,20 @@ flags.DEFINE_string("child", None, "internal: run one 'config:num_cases' measure
 
 def _samplers():
     from tfpanc.data import sampling as s
+    from tfpanc.data import sampling3d as s3
+    from tfpanc.data.sampler_base import MarginRange
 
     return {
         "2d_axial_cai": lambda c, ids: s.SliceSampler(c, ids, "axial", size=(512, 512), positive_fraction=0.5),
         "2d_coronal_zhou": lambda c, ids: s.SliceSampler(c, ids, "coronal", min_pixels=100),
         "2d_sagittal_zhou": lambda c, ids: s.SliceSampler(c, ids, "sagittal", min_pixels=100),
-        "2d_crop_zhou_fine": lambda c, ids: s.SliceCropSampler(c, ids, "axial", margin=s.MarginRange(0, 60)),
+        "2d_crop_zhou_fine": lambda c, ids: s.SliceCropSampler(c, ids, "axial", margin=MarginRange(0, 60)),
         "2d_run8_cai_rnn": lambda c, ids: s.SliceRunSampler(c, ids, "axial", length=8, size=(512, 512),
                                                              positive_fraction=0.5),
-        "3d_patch_64x64x16": lambda c, ids: s.PatchSampler(c, ids, (64, 64, 16), positive_fraction=0.5),
-        "3d_patch_160x160x64": lambda c, ids: s.PatchSampler(c, ids, (160, 160, 64), positive_fraction=0.5),
-        "3d_boxcrop_128x128x64": lambda c, ids: s.BoxCropSampler3D(c, ids, margin=s.MarginRange(0, 10),
-                                                                   size=(128, 128, 64)),
+        "3d_patch_64x64x16": lambda c, ids: s3.PatchSampler(c, ids, (64, 64, 16), positive_fraction=0.5),
+        "3d_patch_160x160x64": lambda c, ids: s3.PatchSampler(c, ids, (160, 160, 64), positive_fraction=0.5),
+        "3d_boxcrop_128x128x64": lambda c, ids: s3.BoxCropSampler3D(c, ids, margin=MarginRange(0, 10),
+                                                                    size=(128, 128, 64)),
     }
 
 

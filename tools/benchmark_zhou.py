@@ -4,7 +4,7 @@ Builds FCN-8s at full width (VGG16: 64 channels, fc 4096) with random
 weights and a synthetic S x S x Z volume with a pancreas-sized ellipsoid as
 Z(0), then times, with the pipeline's own code
 (:func:`tfpanc.inference.slicewise.predict_slices` and
-:func:`tfpanc.inference.fixed_point.fine_round`):
+:func:`tfpanc.methods.zhou.fixed_point.fine_round`):
 
   * the coarse pass of each view (every slice of the view; timed on
     ``--coarse_slices`` slices per view and scaled to the view's slice count
@@ -17,7 +17,7 @@ Z(0), then times, with the pipeline's own code
 
 Forward passes run as compiled calls (``tf.function`` with relaxed shapes on
 TensorFlow, ``jax.jit`` on JAX; ``--eager``: plain calls as
-:class:`tfpanc.methods.zhou_evaluation.ZhouPredictor` makes them); each distinct input shape is compiled once
+:class:`tfpanc.methods.zhou.predictor.ZhouPredictor` makes them); each distinct input shape is compiled once
 before timing (a long-running predictor pays that once, too). One network
 serves every view and stage: the six models have the same cost. Usage::
 
@@ -36,7 +36,7 @@ from bench_util import compiled_forward, peak_rss_mib
 
 def _subset(sb, n):
     """The SliceBoxes of ``n`` evenly spaced crops of ``sb``."""
-    from tfpanc.inference.fixed_point import SliceBoxes
+    from tfpanc.methods.zhou.crops import SliceBoxes
 
     if n <= 0 or n >= len(sb):
         return sb
@@ -65,15 +65,18 @@ def main():
     import keras
 
     from tfpanc.data.patches import VIEWS, view_axis
-    from tfpanc.inference.fixed_point import FineViewPredictor, fine_round, mask_box, slice_boxes
-    from tfpanc.inference.slicewise import padded_size, predict_slices
-    from tfpanc.methods.zhou import box_crop_size
+    from tfpanc.data.boxes import box_from_mask
+    from tfpanc.data.preprocess import round_up
+    from tfpanc.inference.slicewise import predict_slices
+    from tfpanc.methods.zhou.crops import FineViewPredictor, slice_boxes
+    from tfpanc.methods.zhou.fixed_point import fine_round
+    from tfpanc.methods.zhou.recipe import box_crop_size
     from tfpanc.models.fcn8s import FCN8s
 
     shape = (args.size, args.size, args.depth)
     model = FCN8s(filters=args.filters, fc_filters=args.fc_filters)
     if args.eager:
-        from tfpanc.methods.zhou_evaluation import forward
+        from tfpanc.methods.zhou.predictor import forward
         forward = forward(model)
     else:
         forward = compiled_forward(model)
@@ -93,7 +96,7 @@ def main():
     for view in VIEWS:
         axis = view_axis(view)
         n = shape[axis]
-        plane = [padded_size(s, 32) for a, s in enumerate(shape) if a != axis]
+        plane = [round_up(s, 32) for a, s in enumerate(shape) if a != axis]
         count = n if args.full else min(n, args.coarse_slices)
         idx = np.linspace(0, n - 1, count).round().astype(int)
         forward(np.zeros((args.batch, *plane, 3), np.float32))  # compile this shape
@@ -105,8 +108,8 @@ def main():
         print(f"coarse {view}: {n} slices of {plane[0]}x{plane[1]}: {seconds:.1f} s "
               f"({'all timed' if len(idx) == n else f'scaled from {len(idx)}'})")
 
-    bounds = mask_box(z0)
-    # The fine models' training size, as tfpanc.methods.zhou.fine_size makes it for this box.
+    bounds = box_from_mask(z0)
+    # The fine models' training size, as tfpanc.methods.zhou.recipe.fine_size makes it for this box.
     train_size = {v: box_crop_size(bounds, shape, v, args.train_margin) for v in VIEWS}
     fine = FineViewPredictor(predict_fn, mode="pad", multiple=32, size=train_size, batch_size=args.batch)
     boxes = {v: slice_boxes(z0, v, args.margin, 1, "slice", bounds) for v in VIEWS}

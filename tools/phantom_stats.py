@@ -22,14 +22,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from tfpanc.data.phantom import make_case  # noqa: E402
 from tfpanc.data.phantom.stats import (  # noqa: E402
     intensity_stats, largest_slices, shape_stats, slice_intensity_stats)
-from tfpanc.errors import InputError, run_cli  # noqa: E402
+from tfpanc import cli  # noqa: E402
+from tfpanc.errors import InputError  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("shape", "512,512,240", "phantom shape x,y,z")
@@ -220,4 +221,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(run_cli(main))
+    # Flags are defined above on absl's global FLAGS, which run_command parses.
+    cli.run_command(lambda fv: None, lambda argv, fv: main(argv))

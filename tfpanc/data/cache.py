@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from tfpanc.data.io import Geometry
+from tfpanc.data.patches import VIEWS
 from tfpanc.errors import InputError
 from tfpanc.result_files import write_json
 
 CACHE_FILE = "cache.json"
 SPLITS_FILE = "splits.json"
-VIEWS = ("sagittal", "coronal", "axial")  # the view whose slices run along axis 0, 1, 2
 # np.load parses the .npy header with ast.literal_eval, which CPython 3.11 can
 # break when several threads parse at once ("AST constructor recursion depth
 # mismatch"), as tf.data's parallel map does: serialise the (cheap) opening.
@@ -99,9 +99,11 @@ def write_case(root, case_id, image, label, geometry, modality="ct", extra=None)
     >>> import numpy as np, tempfile
     >>> from tfpanc.data.io import Geometry
     >>> img = np.zeros((8, 8, 4), np.int16); lab = np.zeros_like(img, np.uint8); lab[2:4, 2:4, 1] = 1
-    >>> meta = write_case(tempfile.mkdtemp(), "c0", img, lab, Geometry.from_spacing(img.shape, (1, 1, 2)))
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> meta = write_case(tmp.name, "c0", img, lab, Geometry.from_spacing(img.shape, (1, 1, 2)))
     >>> meta["pancreas_box"], meta["pancreas_volume_ml"]
     ([[2, 4], [2, 4], [1, 2]], 0.008)
+    >>> tmp.cleanup()
     """
     image = np.asarray(image)
     if image.ndim != 3:

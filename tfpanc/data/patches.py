@@ -1,4 +1,4 @@
-"""Views, 3-slice stacks and sliding-window 3D patch grids.
+"""Views and 3-slice stacks: the slice geometry of the 2D methods.
 
 Arrays are ``[x, y, z]`` RAS+ (see :mod:`tfpanc.data.io`): an axial slice is
 ``volume[:, :, k]``, a coronal one ``volume[:, j, :]``, a sagittal one
@@ -8,13 +8,14 @@ axial slice is ``(X, Y)``, coronal ``(X, Z)``, sagittal ``(Y, Z)``.
 A 3-slice stack of slice k holds slices k-1, k, k+1 as three channels (the
 input of the 2D methods); at the first/last slice the missing neighbour is
 replaced by the slice itself (edge replication).
+
+The 3D sliding-window grid is :mod:`tfpanc.inference.sliding_window`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy.signal.windows import gaussian
 
 VIEWS = ("sagittal", "coronal", "axial")  # the view whose slices run along axis 0, 1, 2
 
@@ -133,148 +134,3 @@ def slice_stacks(volume, view, context=1):
     padded = np.pad(moved, ((0, 0), (0, 0), (context, context)), mode="edge")
     windows = sliding_window_view(padded, 2 * context + 1, axis=2)  # (H, W, N, C)
     return np.moveaxis(windows, 2, 0)
-
-
-def grid_starts(n, p, stride):
-    """Window starts along one axis: ``range(0, n - p, stride) + [n - p]``.
-
-    The last window ends exactly at the border; an axis shorter than the
-    window gets one window at 0 (the volume is padded to the window size).
-
-    Example:
-    >>> grid_starts(10, 4, 3), grid_starts(3, 4, 2)
-    ([0, 3, 6], [0])
-    """
-    if p <= 0 or stride <= 0:
-        raise ValueError(f"patch size {p} and stride {stride} must be positive")
-    if n <= p:
-        return [0]
-    return list(range(0, n - p, stride)) + [n - p]
-
-
-def gaussian_importance(patch_size, sigma_scale=0.125):
-    """nnU-Net's sliding-window weights: a Gaussian of sigma = size/8, max 1.
-
-    Patch borders, where predictions lack context, count less when
-    overlapping windows are averaged. Strictly positive everywhere.
-    """
-    w = np.ones((), np.float64)
-    for p in patch_size:
-        w = np.multiply.outer(w, gaussian(int(p), std=max(float(p) * sigma_scale, 1e-3)))
-    w = (w / w.max()).astype(np.float32)
-    return np.maximum(w, np.float32(1e-6))
-
-
-class PatchGrid:
-    """A sliding-window grid of 3D patches covering a volume, and its inverse.
-
-    Args:
-        shape: volume shape ``(X, Y, Z)``.
-        patch_size: ``(px, py, pz)``.
-        stride: step per axis (one number or three).
-
-    Attributes:
-        starts: per-axis lists of window starts (:func:`grid_starts`).
-        boxes: ``(N, 3, 2)`` patch boxes in grid order (x slowest, z fastest).
-
-    Example:
-    >>> vol = np.random.default_rng(0).random((10, 9, 5)).astype(np.float32)
-    >>> grid = PatchGrid(vol.shape, (4, 4, 4), 3)
-    >>> patches = grid.extract(vol); patches.shape
-    (18, 4, 4, 4)
-    >>> bool(np.allclose(grid.accumulate(patches, weighting="gaussian"), vol))
-    True
-    """
-
-    def __init__(self, shape, patch_size, stride):
-        self.shape = tuple(int(s) for s in shape)[:3]
-        self.patch_size = tuple(int(p) for p in patch_size)
-        stride = np.broadcast_to(np.asarray(stride, np.int64), (3,))
-        self.stride = tuple(int(s) for s in stride)
-        self.starts = [grid_starts(n, p, s) for n, p, s in zip(self.shape, self.patch_size, self.stride)]
-        mesh = np.stack(np.meshgrid(*self.starts, indexing="ij"), -1).reshape(-1, 3)
-        self.boxes = np.stack([mesh, mesh + np.asarray(self.patch_size)], axis=2)
-        # Volumes smaller than a patch are padded at the far end to the patch size.
-        self.padded_shape = tuple(max(n, p) for n, p in zip(self.shape, self.patch_size))
-
-    def __len__(self):
-        return len(self.boxes)
-
-    def extract(self, volume, indices=None, fill=0):
-        """Patches ``(N, px, py, pz, ...)`` for all or some grid positions.
-
-        Args:
-            volume: array of the grid's shape (plus trailing channel axes).
-            indices: grid positions to cut (an int array or slice); all by
-                default. Cut batches with slices to bound memory on large
-                volumes.
-            fill: value padding volumes smaller than a patch.
-        """
-        volume = np.asarray(volume)
-        if tuple(volume.shape[:3]) != self.shape:
-            raise ValueError(f"volume shape {volume.shape} does not match grid shape {self.shape}")
-        pad = [(0, q - n) for q, n in zip(self.padded_shape, self.shape)]
-        if any(p[1] for p in pad):
-            volume = np.pad(volume, pad + [(0, 0)] * (volume.ndim - 3), constant_values=fill)
-        windows = sliding_window_view(volume, self.patch_size, axis=(0, 1, 2))
-        starts = self.boxes[slice(None) if indices is None else indices, :, 0]
-        out = windows[starts[:, 0], starts[:, 1], starts[:, 2]]  # (N, ..., px, py, pz)
-        return np.moveaxis(out, (-3, -2, -1), (1, 2, 3)) if volume.ndim > 3 else out
-
-    def accumulator(self, channels=(), weighting="constant"):
-        """A :class:`PatchAccumulator` for streaming (batch-wise) inference."""
-        return PatchAccumulator(self, channels, weighting)
-
-    def accumulate(self, patches, weighting="constant"):
-        """Averages overlapping patches (all grid positions) back into a volume.
-
-        Args:
-            patches: ``(N, px, py, pz, ...)`` in grid order.
-            weighting: ``"constant"`` (plain mean) or ``"gaussian"``
-                (:func:`gaussian_importance`).
-
-        Returns:
-            float32 volume of the grid's shape (plus channel axes).
-        """
-        patches = np.asarray(patches)
-        if len(patches) != len(self):
-            raise ValueError(f"got {len(patches)} patches for a grid of {len(self)}")
-        acc = self.accumulator(patches.shape[4:], weighting)
-        acc.add(patches, 0)
-        return acc.result()
-
-
-class PatchAccumulator:
-    """Weighted sum of predicted patches and of weights, for averaging.
-
-    Args:
-        grid: the :class:`PatchGrid`.
-        channels: trailing shape of each patch (``()`` or ``(C,)``).
-        weighting: ``"constant"`` or ``"gaussian"``.
-    """
-
-    def __init__(self, grid, channels=(), weighting="constant"):
-        if weighting not in ("constant", "gaussian"):
-            raise ValueError(f"unknown weighting {weighting!r} (use 'constant' or 'gaussian')")
-        self.grid = grid
-        self.channels = tuple(channels)
-        self.weights = (gaussian_importance(grid.patch_size) if weighting == "gaussian"
-                        else np.ones(grid.patch_size, np.float32))
-        self.total = np.zeros(grid.padded_shape + self.channels, np.float32)
-        self.norm = np.zeros(grid.padded_shape, np.float32)
-
-    def add(self, patches, first):
-        """Adds patches for grid positions ``first, first + 1, ...``."""
-        w = self.weights.reshape(self.weights.shape + (1,) * len(self.channels))
-        # A loop over patches, each add vectorised: overlapping windows cannot
-        # be summed with one fancy-indexed add without a huge index array.
-        for i, patch in enumerate(np.asarray(patches, np.float32)):
-            sl = tuple(slice(int(a), int(b)) for a, b in self.grid.boxes[first + i])
-            self.total[sl] += patch * w
-            self.norm[sl] += self.weights
-
-    def result(self):
-        """The averaged volume (float32, grid shape); 0 where nothing was added."""
-        norm = self.norm.reshape(self.norm.shape + (1,) * len(self.channels))
-        out = np.divide(self.total, norm, out=np.zeros_like(self.total), where=norm > 0)
-        return out[tuple(slice(0, n) for n in self.grid.shape)]

@@ -41,7 +41,7 @@ def make_tf_dataset(sampler, batch_size, steps_per_epoch=None, epochs=None, star
     disjoint and together are exactly the unsharded stream.
 
     Args:
-        sampler: a :class:`tfpanc.data.sampling.Sampler`.
+        sampler: a :class:`tfpanc.data.sampler_base.Sampler`.
         batch_size: batch size of this shard (per replica).
         steps_per_epoch: batches per epoch and shard; default: the
             sampler's ``epoch_size`` divided by the global batch.
@@ -119,7 +119,7 @@ def _py_dataset_class():
         also be set directly.
 
         Args:
-            sampler: a :class:`tfpanc.data.sampling.Sampler`.
+            sampler: a :class:`tfpanc.data.sampler_base.Sampler`.
             batch_size: samples per batch.
             steps: batches per epoch; default ``sampler.epoch_size // batch_size``.
             start_epoch: epoch of the first batch (resume training).

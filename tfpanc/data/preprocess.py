@@ -4,7 +4,8 @@ This module also re-exports the blocks kept in sibling modules, so that
 ``from tfpanc.data.preprocess import ...`` reaches all of them:
 :mod:`tfpanc.data.intensity` (CT window, MRI normalisation),
 :mod:`tfpanc.data.boxes` (boxes, crop, paste-back) and
-:mod:`tfpanc.data.patches` (views, 3-slice stacks, patch grids).
+:mod:`tfpanc.data.patches` (views, 3-slice stacks). The 3D sliding-window
+grid is inference, in :mod:`tfpanc.inference.sliding_window`.
 
 Resampling rules (documented choices):
 
@@ -26,6 +27,7 @@ Resampling rules (documented choices):
 from __future__ import annotations
 
 import math
+import operator
 
 import numpy as np
 from scipy import ndimage, sparse
@@ -37,9 +39,8 @@ from tfpanc.data.boxes import (as_box, box_center, box_from_mask, box_shape, box
 from tfpanc.data.intensity import (CT_WINDOW, MRI_PERCENTILES, IntensityNormalizer,  # noqa: F401
                                    mri_stats, normalize_mri, window_ct)
 from tfpanc.data.io import Geometry
-from tfpanc.data.patches import (VIEWS, PatchAccumulator, PatchGrid, gaussian_importance,  # noqa: F401
-                                 grid_starts, move_view_back, move_view_last, read_slices,
-                                 slice_run, slice_stack, slice_stacks, take_slice, view_axis)
+from tfpanc.data.patches import (VIEWS, move_view_back, move_view_last, read_slices, slice_run,  # noqa: F401
+                                 slice_stack, slice_stacks, take_slice, view_axis)
 
 BODY_THRESHOLD_HU = -500.0
 
@@ -47,16 +48,31 @@ __all__ = [
     # this module
     "BODY_THRESHOLD_HU", "body_box", "decimate_image", "decimate_label", "decimated_shape",
     "largest_component", "resample_image", "resample_label", "resampled_geometry", "resampled_shape",
-    "resize", "resize_label", "upsample",
+    "resize", "resize_label", "round_up", "upsample",
     # tfpanc.data.intensity
     "CT_WINDOW", "MRI_PERCENTILES", "IntensityNormalizer", "mri_stats", "normalize_mri", "window_ct",
     # tfpanc.data.boxes
     "as_box", "box_center", "box_from_mask", "box_shape", "box_slices", "centered_box", "clip_box", "crop",
     "expand_box", "paste", "scale_box", "union_box",
     # tfpanc.data.patches
-    "VIEWS", "PatchAccumulator", "PatchGrid", "gaussian_importance", "grid_starts", "move_view_back",
-    "move_view_last", "read_slices", "slice_run", "slice_stack", "slice_stacks", "take_slice", "view_axis",
+    "VIEWS", "move_view_back", "move_view_last", "read_slices", "slice_run", "slice_stack", "slice_stacks",
+    "take_slice", "view_axis",
 ]
+
+
+def round_up(n, multiple):
+    """The smallest multiple of ``multiple`` that is >= ``n`` (ints in, int out).
+
+    Sizes a padded input for a network that down-samples by ``multiple``.
+
+    Example:
+    >>> round_up(500, 32), round_up(512, 32), round_up(1, 8)
+    (512, 512, 8)
+    """
+    n, multiple = operator.index(n), operator.index(multiple)
+    if multiple < 1:
+        raise ValueError(f"multiple must be a positive int, got {multiple}")
+    return -(-n // multiple) * multiple
 
 
 def resampled_shape(shape, spacing, target_spacing):

@@ -1,7 +1,8 @@
 """3D samplers: sliding-window-sized patches and pancreas box crops.
 
-Same core and guarantees as :mod:`tfpanc.data.sampling` (seeded per
-``(seed, epoch, index)``, reads only the patch/box, normalises only it).
+Same core and guarantees as the 2D samplers (:mod:`tfpanc.data.sampler_base`:
+seeded per ``(seed, epoch, index)``, reads only the patch/box, normalises
+only it).
 
 * :class:`PatchSampler`: fixed-size patches, a ``positive_fraction`` of them
   pancreas-centred (a pancreas voxel drawn uniformly, placed at a uniformly
@@ -20,7 +21,7 @@ import numpy as np
 
 from tfpanc.data.boxes import as_box, expand_box
 from tfpanc.data.preprocess import resize, resize_label
-from tfpanc.data.sampling import FLOAT, Sampler, crop_transform, draw_margins, fit_to_size
+from tfpanc.data.sampler_base import FLOAT, Sampler, crop_transform, draw_margins, fit_to_size
 
 
 def _labelled_with_pancreas(metas):
@@ -31,7 +32,7 @@ class PatchSampler(Sampler):
     """Fixed-size 3D patches, uniform or pancreas-centred.
 
     Args:
-        cache, case_ids, seed, normalizer: see :class:`tfpanc.data.sampling.Sampler`.
+        cache, case_ids, seed, normalizer: see :class:`tfpanc.data.sampler_base.Sampler`.
         patch_size: ``(px, py, pz)``.
         positive_fraction: probability that a patch is centred on a pancreas
             voxel (cases without pancreas are skipped for those).
@@ -112,8 +113,8 @@ class BoxCropSampler3D(Sampler):
     """The 3D pancreas box plus margins, at a fixed output size.
 
     Args:
-        cache, case_ids, seed, normalizer: see :class:`tfpanc.data.sampling.Sampler`.
-        margin: :class:`tfpanc.data.sampling.MarginRange` (each of the six
+        cache, case_ids, seed, normalizer: see :class:`tfpanc.data.sampler_base.Sampler`.
+        margin: :class:`tfpanc.data.sampler_base.MarginRange` (each of the six
             sides drawn from {lo..hi} voxels) or fixed voxels (int, per axis
             or ``(3, 2)``). The crop is clipped to the volume.
         size: ``(sx, sy, sz)`` output, or None (native, variable: batch 1).

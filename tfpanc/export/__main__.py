@@ -1,4 +1,4 @@
-r"""Exports a trained cai run as a TF SavedModel for TF Serving.
+r"""Exports a trained run as a TF SavedModel for TF Serving.
 
 Usage::
 
@@ -7,51 +7,49 @@ Usage::
 
 ``--export_dir`` is created (it must not exist, or be empty); TF Serving
 wants it to be a numbered version folder under the model's base path. The
-signature ``serving_default`` takes ``ct``, float32 ``[n, x, y, z]`` raw CT in
-HU (axes as ``tfpanc.data.io.load_volume``), and returns ``probability``
-(float32) and ``mask`` (uint8) of the same shape; see
-:mod:`tfpanc.export.serving`. Errors (no run.json, an MRI run, a bad size, an
-existing export) end with one line and write nothing.
+run's method provides the serving graph and its flags (cai: the signature
+``serving_default`` takes ``ct``, float32 ``[n, x, y, z]`` raw CT in HU, and
+returns ``probability`` and ``mask``; ``--slice_size`` pins the in-plane
+size, ``--threshold`` the mask's threshold; see
+:mod:`tfpanc.methods.cai.serving`). A method without an export, a flag of
+another method, no run.json, an MRI run, a bad size or an existing export
+end with one line and write nothing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import sys
 
 # A SavedModel is TensorFlow: pick its backend before Keras is imported.
 os.environ["KERAS_BACKEND"] = "tensorflow"
 
-from absl import app, flags, logging  # noqa: E402
+from absl import flags, logging  # noqa: E402
 
-from tfpanc.errors import InputError, run_cli  # noqa: E402
-
-FLAGS = flags.FLAGS
-
-
-def define_flags():
-    flags.DEFINE_string("model_dir", None, "A finished cai training run (holds run.json).")
-    flags.DEFINE_string("export_dir", None, "SavedModel folder to create, e.g. serving/tfpanc/1.")
-    flags.DEFINE_integer("slice_size", 0, "Pin the signature's in-plane size to N x N; 0 accepts any size.")
-    flags.DEFINE_float("threshold", None, "Threshold of the mask output; default: the run's.")
+from tfpanc import cli  # noqa: E402
+from tfpanc.errors import InputError  # noqa: E402
+from tfpanc.export import export_run  # noqa: E402
+from tfpanc.methods import registry  # noqa: E402
 
 
-def main(argv):
+def define_flags(fv):
+    flags.DEFINE_string("model_dir", None, "A finished training run (holds run.json).", flag_values=fv)
+    flags.DEFINE_string("export_dir", None, "SavedModel folder to create, e.g. serving/tfpanc/1.",
+                        flag_values=fv)
+    registry.define_method_flags("export", fv)
+
+
+def main(argv, fv):
     if len(argv) > 1:
         raise InputError(None, f"unexpected arguments: {' '.join(argv[1:])}")
     for name in ("model_dir", "export_dir"):
-        if not getattr(FLAGS, name):
+        if not getattr(fv, name):
             raise InputError(f"--{name}", "is required")
-    if FLAGS.slice_size < 0:
-        raise InputError("--slice_size", f"must be 0 (any size) or a positive size, got {FLAGS.slice_size}")
+    method, _ = registry.method_of_run(fv.model_dir)
+    options = registry.options_from_flags(method, "export", fv)
     logging.set_verbosity(logging.WARNING)  # TF's per-file save chatter
-    from tfpanc.export.serving import export_run
-
-    export_run(FLAGS.model_dir, FLAGS.export_dir, slice_size=FLAGS.slice_size or None,
-               threshold=FLAGS.threshold)
+    export_run(fv.model_dir, fv.export_dir, **({} if options is None else dataclasses.asdict(options)))
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(run_cli(main))
-    sys.exit(0)
+    cli.run_command(define_flags, main)

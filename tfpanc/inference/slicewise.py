@@ -12,10 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from tfpanc.data.patches import move_view_back, slice_stacks
-
-
-def padded_size(n, multiple):
-    return int(-(-n // multiple) * multiple)
+from tfpanc.data.preprocess import round_up
 
 
 MAX_SLICE_BATCH = 16
@@ -41,7 +38,7 @@ def slices_per_batch(plane_shape, budget_pixels, max_batch=MAX_SLICE_BATCH):
 def pad_plane(batch, multiple, fill):
     """Pads ``(B, H, W, C)`` at the bottom/right to multiples of ``multiple``."""
     h, w = batch.shape[1:3]
-    ph, pw = padded_size(h, multiple) - h, padded_size(w, multiple) - w
+    ph, pw = round_up(h, multiple) - h, round_up(w, multiple) - w
     if ph == 0 and pw == 0:
         return batch
     return np.pad(batch, ((0, 0), (0, ph), (0, pw), (0, 0)), constant_values=fill)

@@ -18,7 +18,6 @@ Conventions (details in each module):
 """
 
 from tfpanc.metrics.overlap import (
-    bounding_box,
     box_iou,
     box_recall,
     dice,
@@ -54,7 +53,7 @@ from tfpanc.metrics.surface import (
 
 __all__ = [
     "DEFAULT_METRICS", "METRICS", "abnormal_shape_changes", "all_metrics", "assd", "avd",
-    "avd_surface", "bounding_box", "box_iou", "box_recall", "dice", "distance_summary", "dsc",
+    "avd_surface", "box_iou", "box_recall", "dice", "distance_summary", "dsc",
     "format_stat", "format_table", "hausdorff", "hd95", "jaccard", "mean_slice_avd", "precision", "recall",
     "slice_avd", "summarize", "surface_distances", "surface_mask", "union_crop",
     "volume_ml", "voxel_distances",

@@ -12,6 +12,7 @@ always scores as a failure.
 
 Boxes are half-open voxel index ranges, one ``[start, stop)`` pair per array
 axis: ``[[x0, x1], [y0, y1], [z0, z1]]``; ``None`` is the box of an empty mask.
+The box of a mask is :func:`tfpanc.data.boxes.box_from_mask`.
 
 Independent implementation used in the tests: SimpleITK's
 ``LabelOverlapMeasuresImageFilter`` (Dice, Jaccard).
@@ -103,24 +104,6 @@ def volume_ml(mask, spacing):
     2.0
     """
     return float(np.count_nonzero(mask)) * float(np.prod(spacing)) / 1000.0
-
-
-def bounding_box(mask):
-    """The half-open bounding box of a mask, or ``None`` when it is empty.
-
-    Example:
-    >>> m = np.zeros((5, 6, 7), bool); m[1:3, 2, 4:7] = True
-    >>> bounding_box(m)
-    [[1, 3], [2, 3], [4, 7]]
-    """
-    mask = _as_mask(mask)
-    # flatnonzero + unravel is ~15x faster than ndimage.find_objects on a
-    # 512x512x240 grid with an organ-sized mask (one pass over the array).
-    index = np.flatnonzero(mask)
-    if index.size == 0:
-        return None
-    coords = np.unravel_index(index, mask.shape)
-    return [[int(c.min()), int(c.max()) + 1] for c in coords]
 
 
 def _box_array(box):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tfpanc.data.boxes import box_from_mask
 from tfpanc.metrics import overlap, surface
 
 # name: (unit, shown in percent, decimals in tables, description)
@@ -86,8 +87,8 @@ def all_metrics(pred, label, spacing, metrics=None):
         "recall": lambda: overlap.recall(p, l),
         "volume_ml": lambda: overlap.volume_ml(p, spacing),
         "label_volume_ml": lambda: overlap.volume_ml(l, spacing),
-        "box_iou": lambda: overlap.box_iou(overlap.bounding_box(p), overlap.bounding_box(l)),
-        "box_recall": lambda: overlap.box_recall(overlap.bounding_box(p), l),
+        "box_iou": lambda: overlap.box_iou(box_from_mask(p), box_from_mask(l)),
+        "box_recall": lambda: overlap.box_recall(box_from_mask(p), l),
         "abnormal_shape_changes": lambda: float(surface.abnormal_shape_changes(p, spacing)),
         "mean_slice_avd": lambda: surface.mean_slice_avd(p, spacing),
     }

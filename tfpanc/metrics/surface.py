@@ -54,7 +54,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from tfpanc.metrics.overlap import bounding_box
+from tfpanc.data.boxes import box_from_mask
 
 
 def _as_mask(mask):
@@ -84,10 +84,10 @@ def union_crop(a, b, margin=1):
     (slice(1, 4, None), slice(1, 4, None))
     """
     a, b = _as_mask(a), _as_mask(b)
-    box = bounding_box(a | b)
+    box = box_from_mask(a | b)
     if box is None:
         return None
-    return tuple(slice(max(0, lo - margin), min(n, hi + margin))
+    return tuple(slice(max(0, int(lo) - margin), min(n, int(hi) + margin))
                  for (lo, hi), n in zip(box, a.shape))
 
 

@@ -2,6 +2,10 @@
 Table II baselines, Zhou's FCN-8s).
 
 All models output logits; channel 0 of the output is the final (fused) map.
+Every model class says, without being built, what its in-plane input size
+must be a multiple of (``PNetMSA.input_multiple(num_units)``,
+``UNet2D.input_multiple(depth)``, ``HNN.input_multiple()``, ...); a built
+model keeps it as ``model.required_multiple``.
 """
 
 from tfpanc.models.birnn_head import BiRNNHead

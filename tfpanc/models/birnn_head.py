@@ -31,12 +31,14 @@ import keras
 import numpy as np
 from keras import layers
 
+from tfpanc.models.base import ConstructorConfig
+
 # Gate order of Keras' ConvLSTM cell kernels (input, forget, cell, output).
 _I, _F, _C, _O = range(4)
 
 
 @keras.saving.register_keras_serializable(package="tfpanc")
-class BiRNNHead(keras.Model):
+class BiRNNHead(ConstructorConfig, keras.Model):
     """Bi-directional 1-channel ConvLSTM over a slice sequence of probability maps.
 
     Args:
@@ -58,6 +60,8 @@ class BiRNNHead(keras.Model):
             CNN's own segmentation and only learns the slice-to-slice part.
 
     Input ``(batch, time, H, W, 1)`` probabilities, output same shape logits.
+    Any (H, W) works (``BiRNNHead.input_multiple()`` is 1: no pooling), but
+    it is fixed when the head is built.
 
     Example:
     >>> import numpy as np
@@ -65,6 +69,11 @@ class BiRNNHead(keras.Model):
     >>> head.predict_on_batch(np.full((1, 4, 16, 16, 1), 0.5, "float32")).shape
     (1, 4, 16, 16, 1)
     """
+
+    @staticmethod
+    def input_multiple():
+        """1: stride-1 convolutions only, any in-plane size fits."""
+        return 1
 
     def __init__(self, height, width, kernel_size=3, lambda_init=4.0, identity_init=True, **kwargs):
         height, width = int(height), int(width)
@@ -83,25 +92,11 @@ class BiRNNHead(keras.Model):
         self.kernel_size = kernel_size
         self.lambda_init = float(lambda_init)
         self.identity_init = bool(identity_init)
+        self.required_multiple = self.input_multiple()
         if self.identity_init:
             clstm = self.get_layer("bidirectional_clstm")
             for direction in (clstm.forward_layer, clstm.backward_layer):
                 direction.set_weights(identity_like_weights(direction.get_weights()))
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "height": self.height,
-            "width": self.width,
-            "kernel_size": self.kernel_size,
-            "lambda_init": self.lambda_init,
-            "identity_init": self.identity_init,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
 
 def identity_like_weights(weights, gain=6.0, gate_bias=3.0, scale=0.1):

@@ -14,13 +14,22 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
+from tfpanc.models.base import ConstructorConfig, check_input_multiple
 from tfpanc.models.birnn_head import BiRNNHead
 from tfpanc.models.pnet_msa import PNetMSA
 
 
 @keras.saving.register_keras_serializable(package="tfpanc")
 class FoldTime(layers.Layer):
-    """``(B, T, ...) -> (B * T, ...)``."""
+    """``(B, T, ...) -> (B * T, ...)``: a run of slices as one batch of images.
+
+    No arguments beyond Keras' layer ones (``name``, ``dtype``).
+
+    Example:
+    >>> import numpy as np
+    >>> tuple(FoldTime()(np.zeros((2, 3, 4, 4, 1), "float32")).shape)
+    (6, 4, 4, 1)
+    """
 
     def call(self, inputs):
         shape = ops.shape(inputs)
@@ -34,7 +43,17 @@ class FoldTime(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="tfpanc")
 class UnfoldTime(layers.Layer):
-    """``[(B * T, ...), reference (B, T, ...)] -> (B, T, ...)``."""
+    """``[(B * T, ...), reference (B, T, ...)] -> (B, T, ...)``: undoes :class:`FoldTime`.
+
+    The reference (the unfolded input) gives T. No arguments beyond Keras'
+    layer ones (``name``, ``dtype``).
+
+    Example:
+    >>> import numpy as np
+    >>> folded, runs = np.zeros((6, 4, 4, 1), "float32"), np.zeros((2, 3, 4, 4, 3), "float32")
+    >>> tuple(UnfoldTime()([folded, runs]).shape)
+    (2, 3, 4, 4, 1)
+    """
 
     def call(self, inputs):
         x, reference = inputs
@@ -47,13 +66,15 @@ class UnfoldTime(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="tfpanc")
-class CNNRNN(keras.Model):
+class CNNRNN(ConstructorConfig, keras.Model):
     """PNet-MSA followed by the BiRNN head, trainable end-to-end.
 
     Args:
         pnet: a :class:`PNetMSA` (its side outputs are used only when
             ``side_outputs`` is True; channel 0 is always the fused map).
-        birnn: a :class:`BiRNNHead`; its (H, W) fixes the model's in-plane size.
+        birnn: a :class:`BiRNNHead`; its (H, W) fixes the model's in-plane
+            size, which must be a multiple of ``CNNRNN.input_multiple(pnet)``
+            (the PNet-MSA's, also ``model.required_multiple``).
         side_outputs: False -> output ``(B, T, H, W, 1)``: the BiRNN logits
             ``Y_bar``. True -> ``(B, T, H, W, 1 + C)``: ``Y_bar`` then the C
             PNet-MSA output channels (``Y_hat``, ``U_1..U_K`` when the PNet has
@@ -65,16 +86,25 @@ class CNNRNN(keras.Model):
     >>> model = CNNRNN(PNetMSA(num_units=2, filters=4), BiRNNHead(16, 16))
     >>> model.predict_on_batch(np.zeros((1, 3, 16, 16, 3), "float32")).shape
     (1, 3, 16, 16, 1)
+    >>> CNNRNN.input_multiple(model.pnet)
+    2
     """
+
+    @staticmethod
+    def input_multiple(pnet):
+        """The multiple of the PNet-MSA ``pnet``: the BiRNN adds no pooling.
+
+        Without a built PNet-MSA: ``PNetMSA.input_multiple(num_units)``.
+        """
+        return PNetMSA.input_multiple(pnet.num_units)
 
     def __init__(self, pnet, birnn, side_outputs=False, **kwargs):
         if not isinstance(pnet, PNetMSA) or not isinstance(birnn, BiRNNHead):
             raise TypeError("CNNRNN needs a PNetMSA and a BiRNNHead")
         slices = pnet.slice_shape[-1]
-        multiple = pnet.required_multiple
-        if birnn.height % multiple or birnn.width % multiple:
-            raise ValueError(f"BiRNN size {(birnn.height, birnn.width)} must be a multiple "
-                             f"of {multiple} for this PNet-MSA")
+        multiple = self.input_multiple(pnet)
+        check_input_multiple((birnn.height, birnn.width), multiple, what="BiRNN size",
+                             context=" for this PNet-MSA")
         # Attributes first (keras-hub style) so the sub-models are tracked.
         self.pnet = pnet
         self.birnn = birnn
@@ -90,22 +120,7 @@ class CNNRNN(keras.Model):
         kwargs.setdefault("name", "cnn_rnn")
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.side_outputs = bool(side_outputs)
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "pnet": keras.saving.serialize_keras_object(self.pnet),
-            "birnn": keras.saving.serialize_keras_object(self.birnn),
-            "side_outputs": self.side_outputs,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["pnet"] = keras.saving.deserialize_keras_object(config["pnet"])
-        config["birnn"] = keras.saving.deserialize_keras_object(config["birnn"])
-        return cls(**config)
+        self.required_multiple = multiple
 
 
 def rebuild_for_size(model, height, width):

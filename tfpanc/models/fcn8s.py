@@ -13,8 +13,8 @@ Differences from the Caffe FCN-8s (documented choices):
 
 * 'same' padding everywhere instead of conv1's ``pad=100`` plus Crop layers,
   so no crop offsets are needed and any input whose height and width are
-  multiples of 32 (``model.required_multiple``) works; fc6 is a 'same' 7x7
-  convolution.
+  multiples of 32 (``FCN8s.input_multiple()``, ``model.required_multiple``)
+  works; fc6 is a 'same' 7x7 convolution.
 * One output channel of logits (pancreas vs. background; a sigmoid gives the
   probability), for the centre slice of the 3-slice input stack.
   OrganSegC2F's modified FCN-8s scores with 512/128/64 channels at strides
@@ -33,11 +33,11 @@ import keras
 import numpy as np
 from keras import layers
 
+from tfpanc.models.base import ConstructorConfig, check_input_multiple
 from tfpanc.models.pretrained import load_pretrained_weights, read_weight_file
+from tfpanc.models.vgg16 import VGG16_STAGES, VGG16_WIDTH
 
 INIT = "he_normal"
-VGG16_STAGES = (2, 2, 3, 3, 3)
-VGG16_WIDTH = (1, 2, 4, 8, 8)  # stage channels as multiples of `filters`
 
 
 def bilinear_kernel(size, in_channels=1, out_channels=1):
@@ -62,7 +62,7 @@ def bilinear_kernel(size, in_channels=1, out_channels=1):
 
 
 @keras.saving.register_keras_serializable(package="tfpanc")
-class FCN8s(keras.Model):
+class FCN8s(ConstructorConfig, keras.Model):
     """FCN-8s with a VGG16 trunk, one logit channel out.
 
     Layer names follow ``keras.applications.VGG16`` for the trunk
@@ -78,7 +78,8 @@ class FCN8s(keras.Model):
         learn_upsampling: train the bilinear-initialised upsampling kernels
             (True) or keep them fixed (False, as OrganSegC2F).
         input_shape: ``(H, W, slices)``; H and W may be None, otherwise
-            multiples of 32.
+            multiples of ``FCN8s.input_multiple()`` (32, also
+            ``model.required_multiple``).
         batch_norm: BN (momentum 0.9) after every trunk convolution, as in
             VGG16-BN (not in the paper, which fine-tunes PascalVOC weights):
             trained from scratch, the plain trunk learns very slowly or
@@ -89,7 +90,16 @@ class FCN8s(keras.Model):
     >>> model = FCN8s(filters=2, fc_filters=8)
     >>> model.predict_on_batch(np.zeros((1, 64, 96, 3), "float32")).shape
     (1, 64, 96, 1)
+    >>> FCN8s.input_multiple()
+    32
     """
+
+    config_attributes = {"input_shape": "slice_shape"}
+
+    @staticmethod
+    def input_multiple():
+        """32: one 2x2 pooling after each of VGG16's 5 stages."""
+        return 2 ** len(VGG16_STAGES)
 
     def __init__(self, filters=64, fc_filters=4096, dropout=0.5, learn_upsampling=True,
                  input_shape=(None, None, 3), batch_norm=False, **kwargs):
@@ -99,10 +109,8 @@ class FCN8s(keras.Model):
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         input_shape = tuple(input_shape)
-        multiple = 2 ** len(VGG16_STAGES)
-        for size in input_shape[:2]:
-            if size is not None and size % multiple:
-                raise ValueError(f"input size {input_shape[:2]} must be a multiple of {multiple}")
+        multiple = self.input_multiple()
+        check_input_multiple(input_shape[:2], multiple)
 
         inputs = keras.Input(input_shape, name="slices")
         x = inputs
@@ -150,22 +158,6 @@ class FCN8s(keras.Model):
         self.batch_norm = bool(batch_norm)
         self.slice_shape = input_shape
         self.required_multiple = multiple
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "filters": self.filters,
-            "fc_filters": self.fc_filters,
-            "dropout": self.dropout,
-            "learn_upsampling": self.learn_upsampling,
-            "input_shape": self.slice_shape,
-            "batch_norm": self.batch_norm,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
 
 def load_vgg16_weights(model, path):

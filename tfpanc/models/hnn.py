@@ -15,7 +15,8 @@ The convolutions carry ``keras.applications.VGG16``'s layer names
 :func:`tfpanc.models.load_pretrained_weights` (Cai et al. fine-tune HNN from
 VGG16; from scratch is the default here).
 
-Input: 3 consecutive slices ``(H, W, 3)``, H and W multiples of 16.
+Input: 3 consecutive slices ``(H, W, 3)``, H and W multiples of 16
+(``HNN.input_multiple()``: 4 poolings).
 """
 
 from __future__ import annotations
@@ -23,37 +24,47 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from tfpanc.models.base import ConstructorConfig, check_input_multiple
+from tfpanc.models.vgg16 import VGG16_STAGES, VGG16_WIDTH
+
 INIT = "he_normal"
-VGG16_STAGES = (2, 2, 3, 3, 3)
-VGG16_WIDTH = (1, 2, 4, 8, 8)  # stage channels as multiples of `filters`
 
 
 @keras.saving.register_keras_serializable(package="tfpanc")
-class HNN(keras.Model):
+class HNN(ConstructorConfig, keras.Model):
     """VGG16-based holistically-nested network with 5 side outputs and a learned fusion.
 
     Args:
         filters: channels of stage 1 (VGG16: 64); stages use 1, 2, 4, 8, 8 times it.
         side_outputs: True -> ``(B, H, W, 6)`` logits ``[fused, side_1..side_5]``;
             False -> fused logits ``(B, H, W, 1)``.
-        input_shape: ``(H, W, slices)``; H, W may be None.
+        input_shape: ``(H, W, slices)``; H, W may be None, otherwise
+            multiples of ``HNN.input_multiple()`` (16, also
+            ``model.required_multiple``).
 
     Example:
     >>> import numpy as np
     >>> model = HNN(filters=4)
     >>> model.predict_on_batch(np.zeros((1, 32, 32, 3), "float32")).shape
     (1, 32, 32, 6)
+    >>> HNN.input_multiple()
+    16
     """
+
+    config_attributes = {"input_shape": "slice_shape"}
+
+    @staticmethod
+    def input_multiple():
+        """16: the 4 poolings between VGG16's 5 stages (no pool5)."""
+        return 2 ** (len(VGG16_STAGES) - 1)
 
     def __init__(self, filters=64, side_outputs=True, input_shape=(None, None, 3), **kwargs):
         filters = int(filters)
         if filters < 1:
             raise ValueError(f"filters must be >= 1, got {filters}")
         input_shape = tuple(input_shape)
-        multiple = 2 ** (len(VGG16_STAGES) - 1)
-        for size in input_shape[:2]:
-            if size is not None and size % multiple:
-                raise ValueError(f"input size {input_shape[:2]} must be a multiple of {multiple}")
+        multiple = self.input_multiple()
+        check_input_multiple(input_shape[:2], multiple)
 
         inputs = keras.Input(input_shape, name="slices")
         x = inputs
@@ -79,16 +90,3 @@ class HNN(keras.Model):
         self.side_outputs = bool(side_outputs)
         self.slice_shape = input_shape
         self.required_multiple = multiple
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "filters": self.filters,
-            "side_outputs": self.side_outputs,
-            "input_shape": self.slice_shape,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

@@ -26,14 +26,17 @@ layout is what :func:`tfpanc.losses.deep_supervision_loss` expects (Eq. 4).
 :func:`fused_probability` and :func:`probability_model` give the fused
 probability for inference.
 
-H and W must be multiples of ``2**(K-1)`` (``model.required_multiple``) so the
-deconvolved maps line up with the shallower ones.
+H and W must be multiples of ``2**(K-1)`` (``PNetMSA.input_multiple(K)``,
+``model.required_multiple``) so the deconvolved maps line up with the
+shallower ones.
 """
 
 from __future__ import annotations
 
 import keras
 from keras import layers, ops
+
+from tfpanc.models.base import ConstructorConfig, check_input_multiple
 
 INIT = "he_normal"  # MSRA initialisation, as the paper states.
 
@@ -75,7 +78,16 @@ class ScalarWeight(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="tfpanc")
 class FusedProbability(layers.Layer):
-    """sigmoid of channel 0 of a stacked-logit output: the fused probability."""
+    """sigmoid of channel 0 of a stacked-logit output: the fused probability.
+
+    No arguments beyond Keras' layer ones (``name``, ``dtype``); see
+    :func:`probability_model`.
+
+    Example:
+    >>> import numpy as np
+    >>> tuple(FusedProbability()(np.zeros((1, 2, 2, 3), "float32")).shape)
+    (1, 2, 2, 1)
+    """
 
     def call(self, inputs):
         return ops.sigmoid(inputs[..., :1])
@@ -139,7 +151,7 @@ def _deconv_bn_relu(x, filters, prefix, index, bn_momentum=0.9):
 
 
 @keras.saving.register_keras_serializable(package="tfpanc")
-class PNetMSA(keras.Model):
+class PNetMSA(ConstructorConfig, keras.Model):
     """PNet-MSA of Cai et al.: K deeply supervised units with multi-scale aggregation.
 
     Layer names are fixed per unit (``unit{k}_fwd_conv{i}``,
@@ -154,8 +166,10 @@ class PNetMSA(keras.Model):
         side_outputs: True -> output ``(B, H, W, 1 + K)`` logits, channel 0 the
             fused ``Y_hat``, channel k the side map ``U_k``; False -> only the
             fused logits ``(B, H, W, 1)``. The weights are the same either way.
-        input_shape: ``(H, W, slices)``; H and W may be None. Default: 3
-            consecutive slices, any in-plane size.
+        input_shape: ``(H, W, slices)``; H and W may be None, otherwise
+            multiples of ``PNetMSA.input_multiple(num_units)``
+            (``2 ** (num_units - 1)``, also ``model.required_multiple``).
+            Default: 3 consecutive slices, any in-plane size.
         fuse_init: initial value of every ``w_k``; None -> ``1 / K`` (the fused
             logit starts as the mean of the side logits).
         bn_momentum: BatchNormalization moving-average momentum. 0.9 (the
@@ -171,7 +185,16 @@ class PNetMSA(keras.Model):
     >>> model = PNetMSA(num_units=2, filters=8)
     >>> model.predict_on_batch(np.zeros((1, 32, 32, 3), "float32")).shape
     (1, 32, 32, 3)
+    >>> PNetMSA.input_multiple(num_units=3)
+    4
     """
+
+    config_attributes = {"input_shape": "slice_shape"}
+
+    @staticmethod
+    def input_multiple(num_units=5):
+        """``2 ** (num_units - 1)``: unit k works at 1/2**(k-1) of the input size."""
+        return 2 ** (int(num_units) - 1)
 
     def __init__(self, num_units=5, filters=64, side_outputs=True,
                  input_shape=(None, None, 3), fuse_init=None, bn_momentum=0.9, **kwargs):
@@ -179,11 +202,8 @@ class PNetMSA(keras.Model):
             raise ValueError(f"num_units and filters must be >= 1, got {num_units}, {filters}")
         num_units, filters = int(num_units), int(filters)
         input_shape = tuple(input_shape)
-        multiple = 2 ** (num_units - 1)
-        for size in input_shape[:2]:
-            if size is not None and size % multiple:
-                raise ValueError(f"input size {input_shape[:2]} must be a multiple of "
-                                 f"{multiple} for {num_units} units")
+        multiple = self.input_multiple(num_units)
+        check_input_multiple(input_shape[:2], multiple, context=f" for {num_units} units")
         init = 1.0 / num_units if fuse_init is None else float(fuse_init)
 
         inputs = keras.Input(input_shape, name="slices")
@@ -220,19 +240,3 @@ class PNetMSA(keras.Model):
         self.fuse_init = fuse_init
         self.bn_momentum = float(bn_momentum)
         self.required_multiple = multiple
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "num_units": self.num_units,
-            "filters": self.filters,
-            "side_outputs": self.side_outputs,
-            "input_shape": self.slice_shape,
-            "fuse_init": self.fuse_init,
-            "bn_momentum": self.bn_momentum,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

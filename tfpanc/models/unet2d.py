@@ -10,7 +10,8 @@ He-normal initialisation (the U-Net paper's Gaussian with std sqrt(2/N)).
 Optional BatchNormalization after each conv (off by default, as in the
 original).
 
-Input: 3 consecutive slices ``(H, W, 3)``, H and W multiples of ``2**depth``.
+Input: 3 consecutive slices ``(H, W, 3)``, H and W multiples of ``2**depth``
+(``UNet2D.input_multiple(depth)``).
 Output: ``(B, H, W, 1)`` logits.
 """
 
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 import keras
 from keras import layers
+
+from tfpanc.models.base import ConstructorConfig, check_input_multiple
 
 INIT = "he_normal"
 
@@ -33,21 +36,32 @@ def _double_conv(x, filters, prefix, batch_norm):
 
 
 @keras.saving.register_keras_serializable(package="tfpanc")
-class UNet2D(keras.Model):
+class UNet2D(ConstructorConfig, keras.Model):
     """2D U-Net with one logit channel out.
 
     Args:
         depth: number of 2x2 poolings (original: 4).
         filters: channels at the first level (original: 64), doubled per level.
         batch_norm: add BN after every 3x3 conv.
-        input_shape: ``(H, W, slices)``; H, W may be None.
+        input_shape: ``(H, W, slices)``; H, W may be None, otherwise
+            multiples of ``UNet2D.input_multiple(depth)`` (``2 ** depth``,
+            also ``model.required_multiple``).
 
     Example:
     >>> import numpy as np
     >>> model = UNet2D(depth=2, filters=4)
     >>> model.predict_on_batch(np.zeros((1, 16, 16, 3), "float32")).shape
     (1, 16, 16, 1)
+    >>> UNet2D.input_multiple(depth=4)
+    16
     """
+
+    config_attributes = {"input_shape": "slice_shape"}
+
+    @staticmethod
+    def input_multiple(depth=4):
+        """``2 ** depth``: each of the ``depth`` poolings halves the size."""
+        return 2 ** int(depth)
 
     def __init__(self, depth=4, filters=64, batch_norm=False,
                  input_shape=(None, None, 3), **kwargs):
@@ -55,10 +69,8 @@ class UNet2D(keras.Model):
         if depth < 1 or filters < 1:
             raise ValueError(f"depth and filters must be >= 1, got {depth}, {filters}")
         input_shape = tuple(input_shape)
-        multiple = 2 ** depth
-        for size in input_shape[:2]:
-            if size is not None and size % multiple:
-                raise ValueError(f"input size {input_shape[:2]} must be a multiple of {multiple}")
+        multiple = self.input_multiple(depth)
+        check_input_multiple(input_shape[:2], multiple)
 
         inputs = keras.Input(input_shape, name="slices")
         skips = []
@@ -81,17 +93,3 @@ class UNet2D(keras.Model):
         self.batch_norm = bool(batch_norm)
         self.slice_shape = input_shape
         self.required_multiple = multiple
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "depth": self.depth,
-            "filters": self.filters,
-            "batch_norm": self.batch_norm,
-            "input_shape": self.slice_shape,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

@@ -7,6 +7,8 @@ and TensorFlow is never imported.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 from keras import ops
@@ -16,20 +18,21 @@ from tfpanc.metrics import dice
 from tfpanc.training.callbacks import HistoryCallback
 
 
-def start_training(cfg):
-    """What every method's ``train()`` starts with: precision policy, seeds, cache, fold split.
+def start_training(cfg, run_path=None):
+    """What every training run starts with: precision policy, seeds, cache, case split.
 
     Returns:
-        ``(cache, train_ids, val_ids)`` for ``cfg.data_dir`` and ``cfg.fold``.
+        the :class:`tfpanc.training.data_split.TrainingData` of ``cfg.data_dir``
+        and ``cfg.fold`` (its split persisted in ``run_path`` when given).
     """
     from tfpanc.data.cache import CaseCache
+    from tfpanc.training.data_split import split_cases
 
     if cfg.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     keras.utils.set_random_seed(cfg.seed)
-    cache = CaseCache(cfg.data_dir)
-    train_ids, val_ids = cache.split(cfg.fold)
-    return cache, train_ids, val_ids
+    return split_cases(CaseCache(cfg.data_dir), cfg.fold, cfg.val_fraction, cfg.seed,
+                       None if run_path is None else Path(run_path))
 
 
 def make_input(sampler, batch_size, steps_per_epoch):

@@ -16,10 +16,12 @@ from pathlib import Path
 
 from tfpanc.result_files import write_json as _write_json
 from tfpanc.errors import InputError
+from tfpanc.flags import RUN_ONLY_SETTINGS, training_lines
 
 STATE_FILE = "state.json"
 RUN_FILE = "run.json"
 FLAGS_FILE = "flags.cfg"
+LEGACY_PIPELINE_FILE = "pipeline.json"  # zhou pipelines before every run.json named its method
 
 
 class RunDir:
@@ -38,10 +40,18 @@ class RunDir:
     def __init__(self, path):
         self.path = Path(path)
 
-    def create(self, flagfile_text):
+    def create(self, flagfile_text, ignored=RUN_ONLY_SETTINGS):
+        """Records the run's flags; refuses to resume a started run under other training flags.
+
+        Args:
+            flagfile_text: the resolved flags.
+            ignored: flags that may differ on a resume (by default those that
+                only change reporting, :data:`tfpanc.flags.RUN_ONLY_SETTINGS`).
+        """
         self.path.mkdir(parents=True, exist_ok=True)
         previous = self.path / FLAGS_FILE
-        if previous.exists() and previous.read_text() != flagfile_text and self.state()["done"]:
+        if previous.exists() and self.state()["done"] and \
+                training_lines(previous.read_text(), ignored) != training_lines(flagfile_text, ignored):
             # Resuming under other settings would silently mix two experiments.
             raise InputError(previous, "this run was started with other flags; use a new --model_dir "
                              "or the same flags to resume")
@@ -69,12 +79,35 @@ class RunDir:
     def backup_dir(self, phase):
         return self.path / "backup" / phase
 
+    def write_json(self, name, record):
+        """Writes a JSON record file of the run (atomically)."""
+        _write_json(self.path / name, record)
+
+    def read_json(self, name):
+        """A JSON record file of the run; a missing or corrupt one is a one-line InputError."""
+        path = self.path / name
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            raise InputError(path, "is missing; train the run (again) to make it") from None
+        except ValueError:
+            raise InputError(path, "is not valid JSON (truncated?); retrain the run") from None
+
     def write_run_info(self, info):
         _write_json(self.path / RUN_FILE, info)
 
     def run_info(self):
         path = self.path / RUN_FILE
         if not path.exists():
+            if (self.path / LEGACY_PIPELINE_FILE).exists():
+                raise InputError(self.path, "a zhou pipeline from before run.json recorded every run's "
+                                 f"method: copy {LEGACY_PIPELINE_FILE} to {RUN_FILE} to use it")
             raise InputError(self.path, "not a finished tfpanc run (no run.json); train it first")
-        with open(path) as f:
-            return json.load(f)
+        try:
+            with open(path) as f:
+                info = json.load(f)
+        except ValueError:
+            raise InputError(path, "is not valid JSON (truncated?); retrain the run") from None
+        if not isinstance(info, dict):
+            raise InputError(path, "is not a tfpanc run record")
+        return info

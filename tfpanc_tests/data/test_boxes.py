@@ -12,6 +12,26 @@ def test_box_from_mask_is_half_open_and_none_when_empty():
     assert box_from_mask(m).tolist() == [[2, 5], [3, 5], [1, 8]]
     assert box_from_mask(np.zeros((3, 3, 3))) is None
     assert box_from_mask(np.ones((2, 3))).tolist() == [[0, 2], [0, 3]]
+    assert box_from_mask(np.zeros((0, 4, 4), bool)) is None
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "transposed", "strided"])
+def test_box_from_mask_matches_the_nonzero_extent_for_any_memory_layout(layout):
+    rng = np.random.default_rng(3)
+    for trial in range(40):
+        m = rng.random((7, 5, 6)) < rng.choice([0.002, 0.02, 0.3])
+        if layout == "F":
+            m = np.asfortranarray(m)
+        elif layout == "transposed":
+            m = m.transpose(2, 0, 1)
+        elif layout == "strided":
+            m = m[::2, :, ::-1]
+        m = m.astype(np.float32) if trial % 2 else m
+        coords = np.argwhere(m)
+        expected = None if coords.size == 0 else [[int(lo), int(hi) + 1] for lo, hi in
+                                                  zip(coords.min(0), coords.max(0))]
+        box = box_from_mask(m)
+        assert (box is None) if expected is None else (box.dtype == np.int64 and box.tolist() == expected)
 
 
 def test_as_box_rejects_bad_boxes():

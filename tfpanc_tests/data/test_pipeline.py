@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from tfpanc.data.pipeline import SamplerPyDataset, make_tf_dataset, stack_batch
-from tfpanc.data.sampling import PatchSampler, SliceCropSampler, SliceSampler
-from tfpanc_tests.data.test_sampling import make_cache
+from tfpanc.data.sampling import SliceCropSampler, SliceSampler
+from tfpanc.data.sampling3d import PatchSampler
+from tfpanc_tests.data.sampling_fixtures import make_cache
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -29,7 +30,7 @@ def test_import_without_tensorflow_or_keras():
         import sys
         sys.modules["tensorflow"] = None  # import tensorflow now raises ImportError
         import tfpanc.data.pipeline as p
-        import tfpanc.data.sampling, tfpanc.data.sampling3d, tfpanc.data.preprocess
+        import tfpanc.data.sampling, tfpanc.data.sampling3d, tfpanc.data.preprocess, tfpanc.data.cache
         assert "keras" not in sys.modules, "keras imported eagerly"
         try:
             p.make_tf_dataset(None, 1)
@@ -51,7 +52,7 @@ def test_pydataset_on_jax_without_tensorflow(tmp_path):
         from tfpanc.data.cache import CaseCache
         from tfpanc.data.pipeline import SamplerPyDataset, stack_batch
         from tfpanc.data.sampling import SliceSampler
-        from tfpanc_tests.data.test_sampling import make_cache
+        from tfpanc_tests.data.sampling_fixtures import make_cache
         cache, _ = make_cache({str(tmp_path)!r})
         s = SliceSampler(cache, cache.case_ids, "axial", size=(16, 16), seed=1)
         ds = SamplerPyDataset(s, batch_size=3, steps=2)

@@ -1,11 +1,15 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from tfpanc.data.boxes import box_from_mask, clip_box, crop, expand_box
 from tfpanc.data.intensity import window_ct
-from tfpanc.data.sampling import BoxCropSampler3D, MarginRange, PatchSampler
-from tfpanc.data.sampling3d import PatchSampler as PatchSampler3d
-from tfpanc_tests.data.test_sampling import SHAPES, _RecordingCache, make_cache
+from tfpanc.data.sampler_base import MarginRange
+from tfpanc.data.sampling3d import BoxCropSampler3D, PatchSampler
+from tfpanc_tests.data.sampling_fixtures import SHAPES, RecordingCache, make_cache
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -13,8 +17,17 @@ def ct_cache(tmp_path_factory):
     return make_cache(tmp_path_factory.mktemp("ct_cache3d"))
 
 
-def test_reexport_is_the_same_class():
-    assert PatchSampler is PatchSampler3d
+def test_2d_and_3d_samplers_import_independently():
+    import subprocess
+    import sys
+
+    def loaded_after(module, other):
+        code = f"import sys, {module}; print({other!r} in sys.modules)"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+        return out.stdout.strip()
+
+    assert loaded_after("tfpanc.data.sampling", "tfpanc.data.sampling3d") == "False"
+    assert loaded_after("tfpanc.data.sampling3d", "tfpanc.data.sampling") == "False"
 
 
 def test_uniform_patches_lie_inside_and_hold_the_normalised_volume(ct_cache):
@@ -81,7 +94,7 @@ def test_roi_margin_keeps_uniform_patches_near_the_pancreas(ct_cache):
 def test_patch_sampler_reads_only_the_patch(ct_cache):
     cache, _ = ct_cache
     log = []
-    s = PatchSampler(_RecordingCache(cache, log), cache.case_ids, (5, 5, 3), positive_fraction=1.0)
+    s = PatchSampler(RecordingCache(cache, log), cache.case_ids, (5, 5, 3), positive_fraction=1.0)
     for i in range(5):
         s.sample(i)
     plane_box = 10 * 6  # the pancreas box's in-plane size, one slice (positive draw)

@@ -9,7 +9,7 @@ import pytest
 
 from tfpanc.errors import InputError
 from tfpanc.export import feed_from_request, request_body
-from tfpanc.export.random_run import write_random_run
+from tfpanc.methods.cai.random_run import write_random_run
 from tfpanc.export.rest import arrays_from_response
 
 
@@ -45,7 +45,7 @@ _PREDICTORS = {}
 
 
 def _predict(run, volume):
-    from tfpanc.methods.cai_evaluation import CaiPredictor
+    from tfpanc.methods.cai.predictor import CaiPredictor
 
     if run not in _PREDICTORS:
         _PREDICTORS[run] = CaiPredictor(run)
@@ -145,7 +145,7 @@ def test_cli_bad_model_dir_and_mri_run_one_line_no_output(tmp_path):
         f"error: {tmp_path / 'empty_run'}: not a finished tfpanc run (no run.json); train it first")
     (tmp_path / "mri").mkdir()
     (tmp_path / "mri" / "run.json").write_text(json.dumps({"method": "cai", "modality": "mri"}))
-    out = _cli(f"--model_dir={tmp_path / 'mri'}", f"--export_dir={tmp_path / 'out'}", "--slice_size=0")
+    out = _cli(f"--model_dir={tmp_path / 'mri'}", f"--export_dir={tmp_path / 'out'}")
     assert out.returncode != 0 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1].startswith(
         f"error: {tmp_path / 'mri' / 'run.json'}: modality 'mri': export serves CT runs only")

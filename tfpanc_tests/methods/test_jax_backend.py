@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tfpanc_tests.methods.test_cai import _tiny_cache
+from tfpanc_tests.conftest import write_cai_cache
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
 
@@ -25,7 +25,7 @@ runpy.run_module("tfpanc.train", run_name="__main__")
 
 
 def test_cai_trains_and_evaluates_on_jax_without_tensorflow(tmp_path):
-    _tiny_cache(tmp_path / "cache")
+    write_cai_cache(tmp_path / "cache")
     flags = ["--method=cai", "--model=pnet_msa_birnn", f"--model_dir={tmp_path / 'run'}",
              f"--data_dir={tmp_path / 'cache'}", "--num_units=2", "--filters=4", "--batch_size=4",
              "--steps_per_epoch=2", "--epochs_per_unit=1", "--final_epochs=1", "--rnn_length=4",

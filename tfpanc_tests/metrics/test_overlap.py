@@ -69,16 +69,6 @@ def test_volume_ml_uses_spacing():
     assert overlap.volume_ml(np.zeros((3, 3, 3)), (1, 1, 1)) == 0.0
 
 
-def test_bounding_box_is_half_open():
-    m = np.zeros((8, 9, 10), bool)
-    m[2, 3, 4] = True
-    m[5, 7, 4] = True
-    assert overlap.bounding_box(m) == [[2, 6], [3, 8], [4, 5]]
-    assert overlap.bounding_box(np.zeros((4, 4))) is None
-    box = overlap.bounding_box(m)
-    assert _box_mask(m.shape, box)[m].all()
-
-
 def test_box_iou_known_values():
     assert overlap.box_iou([[0, 4], [0, 4], [0, 4]], [[0, 4], [0, 4], [0, 4]]) == 1.0
     # Half overlap along x: intersection 2x4x4 = 32, union 64 + 64 - 32.

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from tfpanc.models import BiRNNHead, rebuild_for_size
+from tfpanc_tests.harness import run_model_test
 
 
 def run(model, x):
@@ -70,15 +71,10 @@ def test_rebuild_for_size_consistent_in_the_interior(head):
                                rtol=1e-4, atol=1e-5)
 
 
-def test_config_and_keras_file_round_trip(head, tmp_path):
-    clone = BiRNNHead.from_config(head.get_config())
-    assert clone.get_config() == head.get_config()
-    path = tmp_path / "birnn.keras"
-    head.save(path)
-    loaded = keras.saving.load_model(path)
-    assert isinstance(loaded, BiRNNHead)
-    x = random_maps((1, 3, 24, 24, 1), seed=3)
-    np.testing.assert_allclose(run(loaded, x), run(head, x), rtol=1e-5, atol=1e-6)
+def test_model_harness():
+    run_model_test(BiRNNHead, {"height": 8, "width": 8, "lambda_init": 3.0}, random_maps((1, 3, 8, 8, 1)),
+                   (1, 3, 8, 8, 1))
+    assert BiRNNHead.input_multiple() == BiRNNHead(8, 8).required_multiple == 1
 
 
 def test_identity_init_passes_the_cnn_probability_through():

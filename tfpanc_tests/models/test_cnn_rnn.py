@@ -6,6 +6,8 @@ import pytest
 
 from tfpanc.losses import deep_supervision_loss
 from tfpanc.models import CNNRNN, BiRNNHead, PNetMSA, rebuild_for_size
+from tfpanc.models.cnn_rnn import FoldTime, UnfoldTime
+from tfpanc_tests.harness import run_layer_test, run_model_test
 
 
 def run(model, x):
@@ -58,17 +60,24 @@ def test_rebuild_for_size_consistent_in_the_interior():
 
 
 def test_size_must_suit_pnet():
-    with pytest.raises(ValueError, match="multiple of 4"):
-        CNNRNN(PNetMSA(num_units=3, filters=4), BiRNNHead(18, 16))
+    pnet = PNetMSA(num_units=3, filters=4)
+    with pytest.raises(ValueError, match="multiple of 4 for this PNet-MSA"):
+        CNNRNN(pnet, BiRNNHead(18, 16))
+    assert CNNRNN.input_multiple(pnet) == PNetMSA.input_multiple(num_units=3) == 4
+    assert CNNRNN(pnet, BiRNNHead(16, 16)).required_multiple == 4
 
 
-def test_keras_file_round_trip(model, tmp_path):
-    path = tmp_path / "cnn_rnn.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path)
-    assert isinstance(loaded, CNNRNN) and loaded.pnet.num_units == 2
-    x = runs((1, 3, 16, 16, 3), seed=3)
-    np.testing.assert_allclose(run(loaded, x), run(model, x), rtol=1e-5, atol=1e-5)
+def test_model_harness():
+    run_model_test(CNNRNN, {"pnet": PNetMSA(num_units=1, filters=4), "birnn": BiRNNHead(8, 8),
+                            "side_outputs": True}, runs((1, 2, 8, 8, 3)), (1, 2, 8, 8, 1 + 2))
+
+
+def test_fold_time_layer_harness():
+    run_layer_test(FoldTime, {}, runs((2, 3, 4, 4, 1)), (6, 4, 4, 1))
+
+
+def test_unfold_time_layer_harness():
+    run_layer_test(UnfoldTime, {}, [runs((6, 4, 4, 1)), runs((2, 3, 4, 4, 3))], (2, 3, 4, 4, 1))
 
 
 def test_end_to_end_training_reduces_loss():

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from tfpanc.models import HNN
+from tfpanc_tests.harness import run_model_test
 
 # Architecture-only checks (parameter counts of the full-size networks) do not
 # depend on the backend; on JAX every new weight shape costs a PRNG compile
@@ -56,12 +57,9 @@ def test_outputs_and_initial_fusion():
     np.testing.assert_allclose(run(fused_only, x), out[..., :1], rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="multiple of 16"):
         HNN(filters=4, input_shape=(40, 32, 3))
+    assert model.required_multiple == HNN.input_multiple() == 16
 
 
-def test_serialization_round_trip(tmp_path):
-    model = HNN(filters=4)
-    model.save(tmp_path / "hnn.keras")
-    loaded = keras.saving.load_model(tmp_path / "hnn.keras")
-    assert loaded.get_config() == model.get_config()
+def test_model_harness():
     x = np.random.default_rng(1).normal(size=(1, 16, 16, 3)).astype("float32")
-    np.testing.assert_allclose(run(loaded, x), run(model, x), rtol=1e-5, atol=1e-5)
+    run_model_test(HNN, {"filters": 4, "input_shape": (16, 16, 3)}, x, (1, 16, 16, 6))

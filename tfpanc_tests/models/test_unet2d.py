@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from tfpanc.models import UNet2D
+from tfpanc_tests.harness import run_model_test
 
 # Architecture-only checks (parameter counts of the full-size networks) do not
 # depend on the backend; on JAX every new weight shape costs a PRNG compile
@@ -40,6 +41,8 @@ def test_shapes_and_size_check():
     assert run(model, np.zeros((1, 24, 8, 3), "float32")).shape == (1, 24, 8, 1)
     with pytest.raises(ValueError, match="multiple of 4"):
         UNet2D(depth=2, filters=4, input_shape=(18, 16, 3))
+    assert model.required_multiple == UNet2D.input_multiple(depth=2) == 4
+    assert UNet2D.input_multiple() == UNet2D.input_multiple(depth=4) == 16  # constructor default
 
 
 @pytest.mark.parametrize("depth,filters,bn", [pytest.param(4, 64, False, marks=heavy_on_jax), (2, 4, True)])
@@ -47,11 +50,6 @@ def test_parameter_count(depth, filters, bn):
     assert UNet2D(depth, filters, batch_norm=bn).count_params() == expected_unet_params(depth, filters, 3, bn)
 
 
-def test_serialization_round_trip(tmp_path):
-    keras.utils.set_random_seed(8)
-    model = UNet2D(depth=2, filters=4, batch_norm=True)
-    assert UNet2D.from_config(model.get_config()).get_config() == model.get_config()
-    model.save(tmp_path / "unet.keras")
-    loaded = keras.saving.load_model(tmp_path / "unet.keras")
+def test_model_harness():
     x = np.random.default_rng(0).normal(size=(1, 16, 16, 3)).astype("float32")
-    np.testing.assert_allclose(run(loaded, x), run(model, x), rtol=1e-5, atol=1e-5)
+    run_model_test(UNet2D, {"depth": 2, "filters": 4, "batch_norm": True}, x, (1, 16, 16, 1))

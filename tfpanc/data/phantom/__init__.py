@@ -24,7 +24,7 @@ Example:
 ((96, 96, 48), dtype('int16'), 1)
 
 Modules: ``case`` (orchestration), ``layout`` (the random anatomy),
-``body``/``skeleton``/``organs``/``gut``/``pancreas`` (painting), ``fields``
+``body``/``spine_ribs``/``organs``/``gut``/``pancreas`` (painting), ``fields``
 (grid, smooth fields, tubes), ``scene`` (the tissue canvas), ``tissues``
 (HU and MRI values), ``appearance`` (slice profile, PSF blur, noise),
 ``stats`` (the statistics compared with real data), ``dataset`` (writing).

@@ -15,17 +15,20 @@ import sys
 import time
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags
 
-from tfpanc.errors import InputError, run_cli
+from tfpanc import cli
+from tfpanc.errors import InputError
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("output_dir", None, "folder to write imagesTr/, labelsTr/ and dataset.json into")
-flags.DEFINE_integer("num_cases", None, "number of cases (>= 1)")
-flags.DEFINE_string("shape", None, "voxels x,y,z over the fixed field of view (default 512,512,240 for CT, "
-                    "256,256,40 for MRI)")
-flags.DEFINE_integer("seed", 0, "dataset seed (>= 0)")
-flags.DEFINE_string("modality", "ct", "ct or mri")
+
+def define_flags(fv):
+    flags.DEFINE_string("output_dir", None, "folder to write imagesTr/, labelsTr/ and dataset.json into",
+                        flag_values=fv)
+    flags.DEFINE_integer("num_cases", None, "number of cases (>= 1)", flag_values=fv)
+    flags.DEFINE_string("shape", None, "voxels x,y,z over the fixed field of view (default 512,512,240 for "
+                        "CT, 256,256,40 for MRI)", flag_values=fv)
+    flags.DEFINE_integer("seed", 0, "dataset seed (>= 0)", flag_values=fv)
+    flags.DEFINE_string("modality", "ct", "ct or mri", flag_values=fv)
 
 
 def parse_shape(text):
@@ -41,22 +44,22 @@ def parse_shape(text):
     return shape
 
 
-def main(argv):
+def main(argv, fv):
     if len(argv) > 1:
         raise InputError(None, f"unexpected arguments: {' '.join(argv[1:])}")
     from tfpanc.data.phantom.case import DEFAULT_SHAPE, MODALITIES
 
-    if not FLAGS.output_dir:
+    if not fv.output_dir:
         raise InputError("--output_dir", "is required")
-    if FLAGS.num_cases is None or FLAGS.num_cases < 1:
-        raise InputError("--num_cases", f"must be an integer >= 1, got {FLAGS.num_cases}")
-    if FLAGS.seed < 0:
-        raise InputError("--seed", f"must be >= 0, got {FLAGS.seed}")
-    modality = FLAGS.modality.lower()
+    if fv.num_cases is None or fv.num_cases < 1:
+        raise InputError("--num_cases", f"must be an integer >= 1, got {fv.num_cases}")
+    if fv.seed < 0:
+        raise InputError("--seed", f"must be >= 0, got {fv.seed}")
+    modality = fv.modality.lower()
     if modality not in MODALITIES:
-        raise InputError("--modality", f"must be one of {', '.join(MODALITIES)}, got '{FLAGS.modality}'")
-    shape = parse_shape(FLAGS.shape) if FLAGS.shape else DEFAULT_SHAPE[modality]
-    out = Path(FLAGS.output_dir)
+        raise InputError("--modality", f"must be one of {', '.join(MODALITIES)}, got '{fv.modality}'")
+    shape = parse_shape(fv.shape) if fv.shape else DEFAULT_SHAPE[modality]
+    out = Path(fv.output_dir)
     if out.exists() and not out.is_dir():
         raise InputError(out, "exists and is not a folder")
     try:
@@ -67,12 +70,11 @@ def main(argv):
     from tfpanc.data.phantom.dataset import write_dataset
 
     t0 = time.perf_counter()
-    path = write_dataset(out, FLAGS.num_cases, shape, FLAGS.seed, modality,
+    path = write_dataset(out, fv.num_cases, shape, fv.seed, modality,
                          log=lambda line: print(line, file=sys.stderr))
-    print(f"wrote {FLAGS.num_cases} {modality} cases of shape {shape} to {out} "
+    print(f"wrote {fv.num_cases} {modality} cases of shape {shape} to {out} "
           f"({time.perf_counter() - t0:.1f} s); {path.name} lists them")
-    return 0
 
 
 if __name__ == "__main__":
-    app.run(run_cli(main))
+    cli.run_command(define_flags, main)

@@ -30,7 +30,7 @@ import numpy as np
 
 from tfpanc.data.io import Geometry
 from tfpanc.data.phantom import body as body_mod
-from tfpanc.data.phantom import gut, organs, skeleton
+from tfpanc.data.phantom import gut, organs, spine_ribs
 from tfpanc.data.phantom.appearance import render_ct, render_mri
 from tfpanc.data.phantom.fields import Grid
 from tfpanc.data.phantom.layout import draw_anatomy
@@ -87,8 +87,8 @@ def draw_scene(scene, anatomy):
     body_mod.paint_body(scene, body)
     body_mod.paint_thorax(scene, body)
     body_mod.paint_back_muscles(scene, body, spine, z)
-    skeleton.paint_spine(scene, spine, z)
-    skeleton.paint_ribs(scene, anatomy.ribs)
+    spine_ribs.paint_spine(scene, spine, z)
+    spine_ribs.paint_ribs(scene, anatomy.ribs)
     organs.paint_vessels(scene, anatomy.vessels)
     paint_pancreas(scene, anatomy.pancreas)
     for i, kidney in enumerate(anatomy.kidneys):

@@ -17,7 +17,7 @@ import numpy as np
 
 from tfpanc.data.phantom import body as body_mod
 from tfpanc.data.phantom import pancreas as pancreas_mod
-from tfpanc.data.phantom import skeleton
+from tfpanc.data.phantom import spine_ribs
 from tfpanc.data.phantom.fields import Tube, ellipsoid_obstacles, push_apart, rotation, tube_obstacles
 from tfpanc.data.phantom.tissues import Tissue
 
@@ -59,7 +59,7 @@ class Liver:
 class Anatomy:
     z_level: float
     body: body_mod.Body
-    spine: skeleton.Spine
+    spine: spine_ribs.Spine
     ribs: list
     vessels: dict
     pancreas: pancreas_mod.PancreasShape
@@ -94,8 +94,8 @@ def draw_anatomy(rng, fov_z=(-150.0, 150.0)):
     """
     z = float(rng.uniform(-30, 5))
     body = body_mod.draw_body(rng, z)
-    spine = skeleton.draw_spine(rng, body, z)
-    ribs = skeleton.draw_ribs(rng, body, spine, z)
+    spine = spine_ribs.draw_spine(rng, body, z)
+    ribs = spine_ribs.draw_ribs(rng, body, spine, z)
     front = spine.y + spine.ry
     bottom, top = fov_z[0] - 20, fov_z[1] + 20
 

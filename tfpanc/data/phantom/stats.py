@@ -25,6 +25,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from tfpanc.data.boxes import box_from_mask, box_slices
+
 
 def best_interval_dsc(image, mask, lo=-300, hi=500):
     """Best Dice of a single HU interval threshold ``lo <= v <= hi``.
@@ -156,8 +158,7 @@ def shape_stats(label, spacing):
     count = int(label.sum())
     if count == 0:
         raise ValueError("empty label")
-    boxes = ndi.find_objects(label.astype(np.uint8))[0]
-    crop = np.pad(label[boxes], 1)
+    crop = np.pad(label[box_slices(box_from_mask(label))], 1)
     coords = np.argwhere(crop) * spacing
     if len(coords) > 200_000:  # PCA on a subsample is accurate enough; this is only speed
         coords = coords[np.random.default_rng(0).choice(len(coords), 200_000, replace=False)]

@@ -1,8 +1,4 @@
-"""Volume prediction of a trained cai run, and its evaluation in the paper's form.
-
-:class:`CaiPredictor` turns a CT/MRI array into the pancreas probability:
-the CNN over every axial 3-slice stack (batched, memory bounded), then, for
-``pnet_msa_birnn`` runs, the BiRNN over the whole slice sequence.
+"""A trained cai run's evaluation in the paper's form.
 
 :func:`evaluate_run` predicts a fold's validation cases and writes, under
 ``<run>/eval``: ``per_case.csv`` and ``summary.json`` (DSC, JI, precision,
@@ -19,62 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from tfpanc.data.intensity import IntensityNormalizer
-from tfpanc.inference.sequence import BiRNNOverVolume
-from tfpanc.inference.slicewise import predict_slices
-from tfpanc.methods import cai
+from tfpanc.methods.cai.predictor import CaiPredictor
 from tfpanc.metrics import all_metrics, format_table, summarize
 from tfpanc.metrics.threshold_sweep import THRESHOLDS, plot_threshold_sweep, threshold_sweep
 from tfpanc.result_files import write_csv_rows, write_json
-from tfpanc.training.run_dir import RunDir
 
 PAPER_METRICS = ("dsc", "jaccard", "precision", "recall", "avd", "hd95", "assd", "volume_ml",
                  "label_volume_ml", "abnormal_shape_changes", "mean_slice_avd")
-
-
-class CaiPredictor:
-    """Pancreas probability of a volume with a trained cai run.
-
-    Args:
-        run_dir: a finished ``--model_dir``.
-
-    Example:
-    >>> predictor = CaiPredictor("runs/quickstart")          # doctest: +SKIP
-    >>> out = predictor(volume.array)                         # doctest: +SKIP
-    >>> out["probability"].shape == volume.array.shape        # doctest: +SKIP
-    True
-    """
-
-    def __init__(self, run_dir):
-        self.run = RunDir(run_dir)
-        self.info = self.run.run_info()
-        self.cnn, head, self.cnn_only = cai.load_models(self.run.path, self.info)
-        self.birnn = None if head is None else BiRNNOverVolume(head)
-        self.multiple = cai.network_multiple(self.info)
-        self.threshold = float(self.info.get("threshold", 0.5))
-
-    def _cnn_probability(self, model, image, normalizer, stats):
-        from keras import ops
-
-        def predict_fn(batch):
-            return ops.convert_to_numpy(ops.sigmoid(model.predict_on_batch(batch)[..., :1]))
-
-        return predict_slices(predict_fn, image, "axial", batch_size=cai.batches_for(image.shape),
-                              multiple=self.multiple, fill=normalizer.background(stats),
-                              transform=lambda a: normalizer(a, stats))
-
-    def __call__(self, image, with_cnn_only=False):
-        """Returns {"probability"[, "cnn_probability"]} float32 ``[x, y, z]`` arrays."""
-        normalizer = IntensityNormalizer(self.info["modality"], window=tuple(self.info["window"]))
-        stats = normalizer.stats(image)
-        prob = self._cnn_probability(self.cnn, image, normalizer, stats)
-        out = {}
-        if self.birnn is not None:
-            if with_cnn_only:
-                out["cnn_probability"] = self._cnn_probability(self.cnn_only, image, normalizer, stats)
-            prob = self.birnn(prob)
-        out["probability"] = prob
-        return out
 
 
 def evaluate_run(run_dir, cache, case_ids, log=print, threshold=None, output_dir=None):

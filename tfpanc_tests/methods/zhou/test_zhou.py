@@ -1,4 +1,4 @@
-"""zhou end to end on a tiny synthetic cache: six models, pipeline.json, resume, predict, Table 1."""
+"""zhou end to end on a tiny synthetic cache: six models, the pipeline record, resume, predict, Table 1."""
 
 import csv
 import dataclasses
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tfpanc.data import cache as cache_lib
-from tfpanc.flags import TrainConfig
+from tfpanc.methods.zhou import ZhouConfig
 from tfpanc.training.run_dir import RunDir
 from tfpanc_tests.conftest import train_run, write_ellipsoid_cache
 
@@ -29,24 +29,23 @@ def _config(tmp_path, **kw):
                 fine_epochs=1, loss="dice", min_pixels=10, fine_margin_max=8, max_rounds=3, verbose=0,
                 learning_rate=1e-3, fine_learning_rate=1e-3)
     base.update(kw)
-    return TrainConfig(**base)
+    return ZhouConfig(**base)
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from tfpanc.methods import zhou
-
     tmp_path = tmp_path_factory.mktemp("zhou")
     _tiny_cache(tmp_path / "cache")
     cfg = _config(tmp_path)
-    run, info, lines = train_run(cfg, zhou.train)
+    run, info, lines = train_run(cfg)
     return tmp_path, cfg, run, info, lines
 
 
-def test_six_models_and_pipeline_json(trained):
+def test_six_models_and_pipeline_record(trained):
     tmp_path, cfg, run, info, lines = trained
-    pipeline = json.loads((run.path / "pipeline.json").read_text())
-    assert pipeline == info and pipeline["method"] == "zhou"
+    pipeline = json.loads((run.path / "run.json").read_text())
+    assert pipeline == info and pipeline["method"] == "zhou" and pipeline["kind"] == "pipeline"
+    assert pipeline["split"]["test"] and not set(pipeline["split"]["test"]) & set(pipeline["split"]["validation"])
     assert sorted(pipeline["models"]) == sorted(NAMES)
     assert (pipeline["max_rounds"], pipeline["stop_threshold"], pipeline["crop_margin"]) == (3, 0.95, 30)
     for name in NAMES:
@@ -78,7 +77,7 @@ def test_pipeline_evaluation_writes_table1(trained):
 
 
 def test_test_crops_pad_to_the_training_size(trained):
-    from tfpanc.methods.zhou_evaluation import ZhouPredictor
+    from tfpanc.methods.zhou.predictor import ZhouPredictor
 
     _, _, run, _, _ = trained
     fine = ZhouPredictor(run.path).fine_predictor(stats=None)
@@ -89,44 +88,39 @@ def test_test_crops_pad_to_the_training_size(trained):
 
 
 def test_rerun_skips_finished_models(trained):
-    from tfpanc.methods import zhou
-
     _, cfg, run, _, _ = trained
-    lines = []
     history = (run.path / "coarse_axial" / "history.csv").read_text()
-    zhou.train(dataclasses.replace(cfg, evaluate=False), run, lines.append)
+    _, _, lines = train_run(dataclasses.replace(cfg, evaluate=False))
     assert sum("finished in an earlier run; skipped" in line for line in lines) == 6
     assert (run.path / "coarse_axial" / "history.csv").read_text() == history
 
 
 def test_changed_flags_refuse_to_mix(trained):
     from tfpanc.errors import InputError
-    from tfpanc.methods import zhou
 
     _, cfg, run, _, _ = trained
     with pytest.raises(InputError, match="other flags"):
-        zhou.train(dataclasses.replace(cfg, fc_filters=16), run, lambda m: None)
+        train_run(dataclasses.replace(cfg, fc_filters=16))
 
 
 def test_fine_flags_keep_the_coarse_models(trained, tmp_path):
     import shutil
 
     from tfpanc.errors import InputError
-    from tfpanc.methods import zhou
 
     _, cfg, run, _, _ = trained
     copy = RunDir(tmp_path / "pipe")
     shutil.copytree(run.path, copy.path)
+    (copy.path / "run.json").unlink()
     tuned = dataclasses.replace(cfg, model_dir=str(copy.path), fine_margin_max=4, evaluate=False)
-    with pytest.raises(InputError, match="fine_axial.*other flags"):  # the fine models were not
-        zhou.train(tuned, copy, lambda m: None)
+    with pytest.raises(InputError, match=r"fine_(axial|coronal|sagittal).*other flags"):  # the fine models were not
+        train_run(tuned)
     for view in ("axial", "coronal", "sagittal"):
         shutil.rmtree(copy.path / f"fine_{view}")
-    lines = []
-    zhou.train(tuned, copy, lines.append)
+    _, _, lines = train_run(tuned)
     assert sum("skipped" in line for line in lines) == 3  # the three coarse models
     assert "--fine_margin_max=4" in (copy.path / "fine_axial" / "flags.cfg").read_text()
-    assert (copy.path / "pipeline.json").exists()
+    assert copy.run_info()["kind"] == "pipeline"
 
 
 def test_predict_cli_on_nifti(trained, tmp_path):
@@ -164,7 +158,7 @@ def test_predict_cli_bad_input_one_line(trained, tmp_path):
 
 
 def test_table1_command(trained, tmp_path):
-    from tfpanc.methods.zhou_table1 import run_table1
+    from tfpanc.methods.zhou.table1 import run_table1
 
     root, _, run, _, _ = trained
     lines = []
@@ -181,22 +175,25 @@ def test_table1_command(trained, tmp_path):
 
 
 def test_flags_method_model_combination(train_flags):
-    from tfpanc import flags as tfpanc_flags
     from tfpanc.errors import InputError
+    from tfpanc.methods import registry
+
+    def train_config(fv):
+        return registry.train_config(fv)[1]
 
     fv = train_flags
     fv(["prog", "--method=zhou"])
-    cfg = tfpanc_flags.train_config(fv)
+    cfg = train_config(fv)
     assert cfg.model == "fcn8s"  # the zhou default when --model is not given
     assert "--num_units" not in cfg.to_flagfile() and "--crop_margin=30" in cfg.to_flagfile()
     fv.unparse_flags()
     fv(["prog", "--method=zhou", "--model=unet"])
     with pytest.raises(InputError, match="unet is not a zhou model"):
-        tfpanc_flags.train_config(fv)
+        train_config(fv)
     fv.unparse_flags()
     fv(["prog", "--method=cai", "--model=fcn8s"])
     with pytest.raises(InputError, match="fcn8s is not a cai model"):
-        tfpanc_flags.train_config(fv)
+        train_config(fv)
     fv.unparse_flags()
     fv(["prog"])
-    assert "--view" not in tfpanc_flags.train_config(fv).to_flagfile()  # cai flags.cfg unchanged
+    assert "--view" not in train_config(fv).to_flagfile()  # cai flags.cfg unchanged

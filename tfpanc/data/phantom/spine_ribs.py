@@ -1,4 +1,6 @@
-"""Spine (vertebral bodies, discs, arches, canal) and the lower ribs.
+"""The bones: spine (vertebral bodies, discs, arches, canal) and the lower ribs.
+
+Named for what it draws: the multitask paper's "skeleton" is the pancreas' medial axis.
 
 Vertebral bodies are elliptic cylinders with a cortical rim and endplates,
 stacked with discs; the arch, spinous and transverse processes are drawn per

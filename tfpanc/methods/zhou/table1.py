@@ -2,12 +2,12 @@ r"""Table 1 of Zhou et al. from trained zhou pipelines.
 
 Usage::
 
-    python -m tfpanc.methods.zhou_table1 --model_dir=runs/zhou/fold0 \
+    python -m tfpanc.methods.zhou.table1 --model_dir=runs/zhou/fold0 \
         [--model_dir=runs/zhou/fold1 ...] [--data_dir=cache/nih] [--folds=0,1] \
         [--output_dir=runs/zhou/table1] [--max_rounds=10] [--nooracle]
 
 (further pipeline directories may also follow as plain arguments). Each
-pipeline segments the validation cases of its own fold (``pipeline.json``;
+pipeline segments the held-out cases of its own fold (its ``run.json``;
 every case of the cache for a pipeline trained with ``--fold=-1``), or the
 validation cases of ``--folds`` of ``--data_dir`` when given; every case runs
 all T rounds with its label. The rows (single-view coarse, fused coarse,
@@ -22,24 +22,23 @@ printed as mean ± std [min, max] DSC in percent; ``table1.csv``,
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags
 
-from tfpanc.errors import InputError, run_cli
+from tfpanc import cli
+from tfpanc.errors import InputError
+from tfpanc.methods.zhou.config import check_rounds
 
-FLAGS = flags.FLAGS
 
-
-def define_flags():
-    flags.DEFINE_multi_string("model_dir", [], "A zhou pipeline directory (holds pipeline.json); repeatable.")
-    flags.DEFINE_string("data_dir", None, "Case cache to evaluate on; default: each pipeline's.")
-    flags.DEFINE_list("folds", None, "Evaluate the validation cases of these folds; default: each "
-                      "pipeline's own fold.")
-    flags.DEFINE_string("output_dir", None, "Where table1.csv/json and per_case.csv go.")
-    flags.DEFINE_integer("max_rounds", None, "T; default: the pipeline's (10).")
-    flags.DEFINE_bool("oracle", True, "Also run the oracle-box round.")
+def define_flags(fv):
+    flags.DEFINE_multi_string("model_dir", [], "A zhou pipeline directory (its run.json is the pipeline record); repeatable.", flag_values=fv)
+    flags.DEFINE_string("data_dir", None, "Case cache to evaluate on; default: each pipeline's.", flag_values=fv)
+    flags.DEFINE_list("folds", None, "Evaluate the held-out cases of these folds; default: each "
+                      "pipeline's own fold.", flag_values=fv)
+    flags.DEFINE_string("output_dir", None, "Where table1.csv/json and per_case.csv go.", flag_values=fv)
+    flags.DEFINE_integer("max_rounds", None, "T; default: the pipeline's (10).", flag_values=fv)
+    flags.DEFINE_bool("oracle", True, "Also run the oracle-box round.", flag_values=fv)
 
 
 def _folds(raw):
@@ -86,12 +85,13 @@ def run_table1(model_dirs, data_dir=None, folds=None, output_dir=None, max_round
     ['Coarse Segmentation', 'After 1 Iteration']
     """
     from tfpanc.data.cache import CaseCache
-    from tfpanc.methods import zhou
-    from tfpanc.methods.zhou_evaluation import ZhouPredictor, evaluate_cases, write_table1
+    from tfpanc.methods.zhou.evaluation import evaluate_cases, write_table1
+    from tfpanc.methods.zhou.predictor import ZhouPredictor
+    from tfpanc.methods.zhou.recipe import read_pipeline
 
     if not model_dirs:
         raise InputError("--model_dir", "is required")
-    infos = [zhou.read_pipeline(d) for d in model_dirs]  # all checked before any model is built
+    infos = [read_pipeline(d) for d in model_dirs]  # all checked before any model is built
     jobs = []
     for d, info in zip(model_dirs, infos):
         cache = CaseCache(data_dir or info["data_dir"])
@@ -113,15 +113,12 @@ def run_table1(model_dirs, data_dir=None, folds=None, output_dir=None, max_round
     return table
 
 
-def main(argv):
-    model_dirs = list(FLAGS.model_dir) + list(argv[1:])
-    if FLAGS.max_rounds is not None and FLAGS.max_rounds < 0:
-        raise InputError("--max_rounds", f"must not be negative, got {FLAGS.max_rounds}")
-    folds = None if FLAGS.folds is None else _folds(FLAGS.folds)
-    run_table1(model_dirs, FLAGS.data_dir, folds, FLAGS.output_dir, FLAGS.max_rounds, FLAGS.oracle)
+def main(argv, fv):
+    model_dirs = list(fv.model_dir) + list(argv[1:])
+    check_rounds(fv.max_rounds, None)
+    folds = None if fv.folds is None else _folds(fv.folds)
+    run_table1(model_dirs, fv.data_dir, folds, fv.output_dir, fv.max_rounds, fv.oracle)
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(run_cli(main))
-    sys.exit(0)
+    cli.run_command(define_flags, main)

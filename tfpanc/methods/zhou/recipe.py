@@ -27,43 +27,43 @@ The training recipe (the paper's Sec. 2 and OrganSegC2F's ``run.sh``):
 One command trains a fold's pipeline: with ``--stage=all --view=all``,
 ``--model_dir=D`` gets the six runs ``D/<stage>_<view>/`` (each a normal run
 directory with ``run.json``, ``history.csv``, ``progress.png`` and resume,
-:mod:`tfpanc.training.run_dir`) and ``D/pipeline.json``, which
-:class:`tfpanc.methods.zhou_evaluation.ZhouPredictor` and
-``python -m tfpanc.predict --model_dir=D`` read. A re-run skips finished
+:mod:`tfpanc.training.run_dir`) and ``D/run.json``, the pipeline record
+(``"kind": "pipeline"``: its models and test-time settings), which
+:class:`tfpanc.methods.zhou.predictor.ZhouPredictor` and
+``python -m tfpanc.predict --model_dir=D`` read. (Pipelines written before
+every run recorded its method kept this record in ``D/pipeline.json``; copy
+it to ``D/run.json`` to use them.) A re-run skips finished
 models and resumes an interrupted one; six models trained one by one (one
 ``configs/zhou/<stage>_<view>.cfg`` each) into ``D/<stage>_<view>`` are
 picked up the same way, so the pipeline command then only writes
-``pipeline.json`` (and evaluates). With one stage and one view,
+``run.json`` (and evaluates). With one stage and one view,
 ``--model_dir`` is that model's run directory.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
 
 from tfpanc.data.boxes import as_box
 from tfpanc.data.intensity import IntensityNormalizer
-from tfpanc.data.patches import view_axis
+from tfpanc.data.patches import VIEWS, view_axis
+from tfpanc.data.preprocess import round_up
 from tfpanc.data.sampling import MarginRange, SliceCropSampler, SliceSampler
 from tfpanc.errors import InputError
-from tfpanc.flags import FCN_MULTIPLE, ZHOU_STAGES, ZHOU_VIEWS
-from tfpanc.inference.slicewise import padded_size
+from tfpanc.flags import RUN_ONLY_SETTINGS, training_lines
 from tfpanc.losses import get_loss
+from tfpanc.methods.zhou.config import MODEL_NAMES, STAGES, fcn_multiple
 from tfpanc.models.fcn8s import FCN8s, load_vgg16_weights
-from tfpanc.result_files import write_json
-from tfpanc.training.fit import fit_phase, fixed_samples, make_input, start_training
+from tfpanc.training.fit import fit_phase, fixed_samples, make_input
 from tfpanc.training.run_dir import RunDir
 
-PIPELINE_FILE = "pipeline.json"
-MODEL_NAMES = tuple(f"{s}_{v}" for s in ZHOU_STAGES for v in ZHOU_VIEWS)
+PIPELINE_FORMAT = 2
 VALIDATION_SAMPLES = 16
 # Flags that do not change a trained model: a finished model is reused when only these differ.
-RUN_ONLY_FLAGS = ("model_dir", "stage", "view", "evaluate", "verbose", "max_rounds", "stop_threshold",
-                  "crop_margin", "threshold", "jit_compile")
+RUN_ONLY_FLAGS = RUN_ONLY_SETTINGS + ("stage", "view", "max_rounds", "stop_threshold", "crop_margin")
 # Flags only one stage's models read (see train_model and make_sampler).
 _COARSE_FLAGS = ("coarse_epochs", "learning_rate", "min_pixels", "slice_size")
 _FINE_FLAGS = ("fine_epochs", "fine_learning_rate", "fine_margin_min", "fine_margin_max", "fine_size")
@@ -79,7 +79,7 @@ def coarse_size(cache, case_ids, view, slice_size=0):
     if slice_size:
         return int(slice_size), int(slice_size)
     planes = np.array([[cache.case(c).meta["shape"][a] for a in _plane_axes(view)] for c in case_ids])
-    return tuple(padded_size(int(n), FCN_MULTIPLE) for n in planes.max(axis=0))
+    return tuple(round_up(int(n), fcn_multiple()) for n in planes.max(axis=0))
 
 
 def box_crop_size(box, shape, view, margin_max):
@@ -91,8 +91,8 @@ def box_crop_size(box, shape, view, margin_max):
     ((96, 64), (128, 128))
     """
     box = as_box(box)
-    return tuple(padded_size(max(min(int(box[a, 1] - box[a, 0]) + 2 * int(margin_max), int(shape[a])), 1),
-                             FCN_MULTIPLE) for a in _plane_axes(view))
+    return tuple(round_up(max(min(int(box[a, 1] - box[a, 0]) + 2 * int(margin_max), int(shape[a])), 1),
+                          fcn_multiple()) for a in _plane_axes(view))
 
 
 def fine_size(cache, case_ids, view, margin_max, size=0):
@@ -102,7 +102,7 @@ def fine_size(cache, case_ids, view, margin_max, size=0):
         return int(size), int(size)
     sizes = [box_crop_size(meta["pancreas_box"], meta["shape"], view, margin_max)
              for meta in (cache.case(c).meta for c in case_ids) if meta.get("pancreas_box") is not None]
-    return tuple(int(n) for n in np.max(sizes, axis=0)) if sizes else (FCN_MULTIPLE, FCN_MULTIPLE)
+    return tuple(int(n) for n in np.max(sizes, axis=0)) if sizes else (fcn_multiple(),) * 2
 
 
 def build_model(info):
@@ -132,7 +132,7 @@ def _validation_arrays(cfg, cache, val_ids, stage, view, size, normalizer):
 
 
 def train_model(cfg, run, log, cache, train_ids, val_ids, stage, view):
-    """Trains (or resumes, or skips) one (stage, view) model in ``run``; writes its run.json."""
+    """Trains (or resumes, or skips) one (stage, view) model in ``run``; returns its run.json record."""
     normalizer = IntensityNormalizer(cache.modality, window=tuple(cfg.window))
     if stage == "coarse":
         size = coarse_size(cache, train_ids, view, cfg.slice_size)
@@ -153,19 +153,17 @@ def train_model(cfg, run, log, cache, train_ids, val_ids, stage, view):
     val = _validation_arrays(cfg, cache, val_ids, stage, view, size, normalizer)
     fit_phase(cfg, run, log, stage, model, get_loss(cfg.loss), lr, data, epochs,
               extra={"view": view}, val=val)
-    info = {"method": "zhou", "model": cfg.model, "stage": stage, "view": view, "filters": cfg.filters,
+    return {"model": cfg.model, "kind": "model", "stage": stage, "view": view, "filters": cfg.filters,
             "fc_filters": cfg.fc_filters, "dropout": cfg.dropout, "batch_norm": cfg.batch_norm,
             "modality": cache.modality,
             "window": list(cfg.window), "fold": cfg.fold, "data_dir": str(cfg.data_dir), "loss": cfg.loss,
             "input_size": list(size), "weights": run.weights_path(stage).name,
             "crop_mode": "pad" if stage == "fine" else None}
-    run.write_run_info(info)
-    return info
 
 
 def pipeline_info(cfg, modality):
-    """The contents of ``pipeline.json``: sub-runs and test-time settings."""
-    return {"method": "zhou", "format": 1, "models": {name: name for name in MODEL_NAMES},
+    """The pipeline's ``run.json`` record: sub-runs and test-time settings."""
+    return {"kind": "pipeline", "format": PIPELINE_FORMAT, "models": {name: name for name in MODEL_NAMES},
             "modality": modality, "window": list(cfg.window), "fold": cfg.fold,
             "data_dir": str(cfg.data_dir), "max_rounds": cfg.max_rounds,
             "stop_threshold": cfg.stop_threshold, "crop_margin": cfg.crop_margin,
@@ -174,30 +172,26 @@ def pipeline_info(cfg, modality):
 
 
 def read_pipeline(path):
-    """``pipeline.json`` of a pipeline directory.
+    """The ``run.json`` record of a finished pipeline directory.
 
     Raises:
         InputError: not a finished zhou pipeline, or a sub-run is missing.
     """
     path = Path(path)
-    file = path / PIPELINE_FILE
-    if not file.exists():
-        raise InputError(path, "not a finished zhou pipeline (no pipeline.json); train it with "
+    info = RunDir(path).run_info()
+    if info.get("kind") == "model" or "stage" in info:
+        raise InputError(path, "is one zhou model; pass its pipeline directory (the folder above it)")
+    if info.get("method") != "zhou" or "models" not in info:
+        raise InputError(path / "run.json", "is not a zhou pipeline record; train one with "
                          "python -m tfpanc.train --flagfile=configs/zhou/pipeline.cfg")
-    try:
-        info = json.loads(file.read_text())
-    except ValueError:
-        raise InputError(file, "is not valid JSON") from None
-    for name, sub in info.get("models", {}).items():
+    for name, sub in info["models"].items():
         if not (path / sub / "run.json").exists():
             raise InputError(path / sub, f"model {name} of the pipeline is missing (no run.json)")
     return info
 
 
 def _training_flags(flagfile_text, stage):
-    ignored = RUN_ONLY_FLAGS + OTHER_STAGE_FLAGS[stage]
-    return sorted(line for line in flagfile_text.splitlines()
-                  if line.lstrip("-").split("=")[0].removeprefix("no") not in ignored)
+    return training_lines(flagfile_text, RUN_ONLY_FLAGS + OTHER_STAGE_FLAGS[stage])
 
 
 def _check_same_training(sub, sub_cfg):
@@ -212,17 +206,23 @@ def _check_same_training(sub, sub_cfg):
 
 
 def _jobs(cfg):
-    stages = ZHOU_STAGES if cfg.stage == "all" else (cfg.stage,)
-    views = ZHOU_VIEWS if cfg.view == "all" else (cfg.view,)
+    stages = STAGES if cfg.stage == "all" else (cfg.stage,)
+    views = VIEWS if cfg.view == "all" else (cfg.view,)
     return [(s, v) for s in stages for v in views]
 
 
-def train(cfg, run, log):
-    """Trains the models ``--stage``/``--view`` select; returns the pipeline info (or the one run's)."""
-    cache, train_ids, val_ids = start_training(cfg)
+def train(cfg, run, log, data):
+    """Trains the models ``--stage``/``--view`` select; returns the pipeline record (or the one model's).
+
+    With one stage and one view ``run`` is that model's run; else each model
+    gets its sub-run (and its own ``run.json``) and the pipeline record is
+    returned once all six exist (None before).
+    """
+    cache, train_ids, val_ids = data.cache, data.train_ids, data.val_ids
     jobs = _jobs(cfg)
     log(f"zhou fold {cfg.fold}: {len(train_ids)} training cases, {len(val_ids)} validation cases, "
-        f"models {', '.join(f'{s}_{v}' for s, v in jobs)}, loss {cfg.loss}, modality {cache.modality}")
+        f"{len(data.test_ids)} held-out cases, models {', '.join(f'{s}_{v}' for s, v in jobs)}, "
+        f"loss {cfg.loss}, modality {cache.modality}")
     if len(jobs) == 1:
         stage, view = jobs[0]
         return train_model(cfg, run, log, cache, train_ids, val_ids, stage, view)
@@ -235,17 +235,12 @@ def train(cfg, run, log):
             log(f"{name}: finished in an earlier run; skipped")
             continue
         sub.create(sub_cfg.to_flagfile())
-        train_model(sub_cfg, sub, lambda m, name=name: log(f"[{name}] {m}"), cache, train_ids, val_ids,
-                    stage, view)
+        info = train_model(sub_cfg, sub, lambda m, name=name: log(f"[{name}] {m}"), cache, train_ids, val_ids,
+                           stage, view)
+        sub.write_run_info({"method": "zhou", **info})
     missing = [n for n in MODEL_NAMES if not (run.path / n / "run.json").exists()]
     if missing:
-        log(f"pipeline incomplete (missing {', '.join(missing)}); no {PIPELINE_FILE} written")
+        log(f"pipeline incomplete (missing {', '.join(missing)}); no pipeline record written")
         return None
-    info = pipeline_info(cfg, cache.modality)
-    write_json(run.path / PIPELINE_FILE, info)
-    log(f"pipeline complete: {run.path / PIPELINE_FILE}")
-    if cfg.evaluate and val_ids:
-        from tfpanc.methods.zhou_evaluation import evaluate_pipeline
-
-        evaluate_pipeline(run.path, cache, val_ids, log=log)
-    return info
+    log(f"pipeline complete: {run.path / 'run.json'}")
+    return pipeline_info(cfg, cache.modality)

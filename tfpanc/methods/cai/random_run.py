@@ -3,7 +3,7 @@
 Export and prediction only need ``run.json`` and the weights files, so a run
 with fresh He-initialised weights exercises them at any scale (5 units / 64
 filters included) without training. The files and keys are the ones
-:func:`tfpanc.methods.cai.train` writes.
+:func:`tfpanc.methods.cai.recipe.train` records.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfpanc.methods import cai
+from tfpanc.methods.cai.networks import build_cnn
 
 
 def write_random_run(run_dir, model="pnet_msa_birnn", num_units=2, filters=4, modality="ct",
@@ -47,7 +47,7 @@ def write_random_run(run_dir, model="pnet_msa_birnn", num_units=2, filters=4, mo
     run_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
-    cnn = cai.build_cnn(model, num_units, filters)
+    cnn = build_cnn(model, num_units, filters)
     cnn.save_weights(run_dir / "pnet_final.weights.h5")
     info = {"method": "cai", "model": model, "num_units": num_units, "filters": filters,
             "modality": modality, "window": [float(v) for v in window], "threshold": threshold,

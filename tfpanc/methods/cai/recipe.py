@@ -32,40 +32,20 @@ from __future__ import annotations
 import keras
 
 from tfpanc.data.intensity import IntensityNormalizer
+from tfpanc.data.preprocess import round_up
 from tfpanc.data.sampling import SliceRunSampler, SliceSampler
-from tfpanc.inference.slicewise import padded_size, slices_per_batch
 from tfpanc.losses import deep_supervision_loss
-from tfpanc.models import CNNRNN, HNN, BiRNNHead, PNetMSA, UNet2D, grow
-from tfpanc.training.fit import fit_phase, fixed_samples, make_input, start_training
-
-PNET_MODELS = ("pnet_msa", "pnet_msa_birnn")
-HNN_MULTIPLE = 16
-
-
-def build_cnn(model, num_units, filters):
-    """The 2D network of a ``--model`` choice (PNet-MSA at K units, U-Net, HNN)."""
-    if model in PNET_MODELS:
-        return PNetMSA(num_units=num_units, filters=filters)
-    if model == "unet":
-        return UNet2D(depth=4, filters=filters)
-    if model == "hnn":
-        return HNN(filters=filters)
-    raise ValueError(f"unknown cai model {model!r}")
-
-
-def required_multiple(model, num_units):
-    if model in PNET_MODELS:
-        return 2 ** (num_units - 1)
-    return 16 if model == "unet" else HNN_MULTIPLE
+from tfpanc.methods.cai.networks import PNET_MODELS, build_cnn, input_multiple
+from tfpanc.models import CNNRNN, BiRNNHead, PNetMSA, grow
+from tfpanc.training.fit import fit_phase, fixed_samples, make_input
 
 
 def slice_size(cfg, cache, case_ids):
     """In-plane training size: ``--slice_size`` or the cache's, padded to fit the network."""
-    multiple = required_multiple(cfg.model, cfg.num_units)
     if cfg.slice_size:
         return cfg.slice_size
     planes = [cache.case(c).meta["shape"][:2] for c in case_ids]
-    return padded_size(max(max(p) for p in planes), multiple)
+    return round_up(max(max(p) for p in planes), input_multiple(cfg.model, cfg.num_units))
 
 
 def normalizer_for(cache, cfg):
@@ -128,15 +108,15 @@ def _train_birnn(cfg, run, log, cache, train_ids, val_ids, size, normalizer, pne
     return stack
 
 
-def train(cfg, run, log):
-    """Runs the whole recipe for one fold; writes ``run.json`` and evaluates."""
-    cache, train_ids, val_ids = start_training(cfg)
+def train(cfg, run, log, data):
+    """Runs the whole recipe for one fold; returns what ``run.json`` records."""
+    cache, train_ids, val_ids = data.cache, data.train_ids, data.val_ids
     size = slice_size(cfg, cache, train_ids)
     normalizer = normalizer_for(cache, cfg)
     log(f"fold {cfg.fold}: {len(train_ids)} training cases, {len(val_ids)} validation cases, "
-        f"slices {size}x{size}, loss {cfg.loss}, modality {cache.modality}")
+        f"{len(data.test_ids)} held-out cases, slices {size}x{size}, loss {cfg.loss}, modality {cache.modality}")
     cnn, phase = _train_cnn(cfg, run, log, cache, train_ids, val_ids, size, normalizer)
-    info = {"method": "cai", "model": cfg.model, "num_units": cfg.num_units, "filters": cfg.filters,
+    info = {"model": cfg.model, "num_units": cfg.num_units, "filters": cfg.filters,
             "modality": cache.modality, "window": list(cfg.window), "threshold": cfg.threshold,
             "fold": cfg.fold, "data_dir": str(cfg.data_dir), "loss": cfg.loss,
             "cnn_weights": run.weights_path(phase).name, "birnn": None}
@@ -144,42 +124,4 @@ def train(cfg, run, log):
         _train_birnn(cfg, run, log, cache, train_ids, val_ids, size, normalizer, cnn)
         info.update({"cnn_weights": "birnn_cnn.weights.h5", "birnn": {
             "weights": "birnn_head.weights.h5", "cnn_only_weights": run.weights_path(phase).name}})
-    run.write_run_info(info)
-    log(f"run complete: {run.path / 'run.json'}")
-    if cfg.evaluate and val_ids:
-        from tfpanc.methods.cai_evaluation import evaluate_run
-
-        evaluate_run(run.path, cache, val_ids, log=log, threshold=cfg.threshold)
     return info
-
-
-def load_models(run_dir, info):
-    """(cnn, birnn_head or None, cnn_only or None) rebuilt from a run directory."""
-    from pathlib import Path
-
-    run_dir = Path(run_dir)
-    cnn = build_cnn(info["model"], info["num_units"], info["filters"])
-    cnn.load_weights(run_dir / info["cnn_weights"])
-    if not info.get("birnn"):
-        return cnn, None, None
-    head = BiRNNHead(8, 8)  # any size: rebuilt for each volume's in-plane size
-    head.load_weights(run_dir / info["birnn"]["weights"])
-    cnn_only = build_cnn(info["model"], info["num_units"], info["filters"])
-    cnn_only.load_weights(run_dir / info["birnn"]["cnn_only_weights"])
-    return cnn, head, cnn_only
-
-
-def network_multiple(info):
-    return required_multiple(info["model"], info["num_units"])
-
-
-# Slice pixels per CNN call: 8 slices at 512^2. At 5 units / 64 channels that
-# peaked at 3.9 GiB on a 512x512x8 volume, against 8.6 GiB for 16-slice
-# batches, at a similar speed per slice (tools/benchmark_predict_memory.py).
-# The exported serving graph uses the same budget.
-SLICE_BUDGET_PIXELS = 2 ** 21
-
-
-def batches_for(shape):
-    """Slices per CNN call for slices of ``shape[:2]`` (see SLICE_BUDGET_PIXELS)."""
-    return slices_per_batch(shape[:2], SLICE_BUDGET_PIXELS)

@@ -1,4 +1,4 @@
-"""Tests for tfpanc.inference.fixed_point (+ _crops, _table): Zhou et al.'s Algorithm 1.
+"""Tests for tfpanc.methods.zhou.fixed_point (+ crops, table1_rows): Zhou et al.'s Algorithm 1.
 
 The fine "models" are fakes: they segment a synthetic blob (image 1 inside,
 0 outside) exactly, dilated by a radius that grows with how much larger the
@@ -6,6 +6,7 @@ crop is than the object's box plus the 30-pixel frame -- so tighter crops
 give better masks, the behaviour the fixed-point model relies on.
 """
 
+import itertools
 import math
 
 import numpy as np
@@ -13,11 +14,12 @@ import pytest
 from scipy import ndimage
 
 from tfpanc.data.boxes import box_from_mask
-from tfpanc.inference.fixed_point import (FineViewPredictor, fine_round, fixed_point,
-                                          keep_large_components, majority_vote, mask_box,
-                                          oracle_segmentation, slice_boxes)
-from tfpanc.inference.fixed_point_table import (case_scores, format_table1, result_scores,
-                                                table1_rows)
+from tfpanc.inference.components import keep_large_components
+from tfpanc.inference.voting import majority_vote
+from tfpanc.methods.zhou.crops import FineViewPredictor, slice_boxes
+from tfpanc.methods.zhou.fixed_point import (FixedPointSettings, fine_round, fixed_point, fixed_point_rounds,
+                                             oracle_segmentation)
+from tfpanc.methods.zhou.table1_rows import case_scores, format_table1, stop_round, table1_rows, trace_scores
 from tfpanc.metrics import dice
 
 MARGIN = 30
@@ -97,7 +99,6 @@ def test_slice_boxes_match_a_per_slice_reference(context):
             if b is not None:
                 expected[k] = np.clip(b + np.array([-3, 3]), 0, np.array(plane)[:, None]).tolist()
         assert dict(zip(sb.indices.tolist(), sb.boxes.tolist())) == expected
-    assert mask_box(m).tolist() == box_from_mask(m).tolist()
 
 
 def test_fine_predictor_pads_to_multiple_and_crops_back():
@@ -169,34 +170,32 @@ def test_keep_large_components_six_connectivity():
 def test_converges_with_increasing_inter_dsc_and_stops_early(blob):
     image, label = blob
     coarse = ndimage.binary_dilation(label, iterations=8).astype(np.float32)
-    res = fixed_point(image, [coarse] * 3, fine(dilation_fake()), max_rounds=10, label=label,
-                      keep_masks=True)
+    res = fixed_point(image, [coarse] * 3, fine(dilation_fake()), max_rounds=10)
+    masks = [r.mask for r in itertools.islice(fixed_point_rounds(image, [coarse] * 3, fine(dilation_fake())), 11)]
     d = res.inter_dsc
     assert res.stop_reason == "converged" and res.converged
     assert 3 <= res.rounds < 10 and len(d) == res.rounds
     assert all(a < b for a, b in zip(d[:-1], d[1:]))        # d(t) increases
     assert d[-1] > 0.95 and all(v <= 0.95 for v in d[:-1])  # stops at the first d(t) > R
-    assert res.label_dsc[-1] > res.label_dsc[0] + 0.2      # tighter crops, better masks
-    np.testing.assert_array_equal(res.mask, res.masks[-1])
-    assert res.coarse_view_dsc["axial"] == pytest.approx(res.label_dsc[0])
+    assert dice(masks[res.rounds], label) > dice(masks[0], label) + 0.2  # tighter crops, better masks
+    np.testing.assert_array_equal(res.mask, masks[res.rounds])
     # Every crop is the stack box of Z(t-1) plus the 30-pixel frame.
     for t, round_boxes in enumerate(res.boxes):
         for view, sb in round_boxes.items():
-            expected = slice_boxes(res.masks[t], view, margin=MARGIN)
+            expected = slice_boxes(masks[t], view, margin=MARGIN)
             np.testing.assert_array_equal(sb.boxes, expected.boxes)
-    # A lower R is met earlier; run_all then keeps going to the exact fixed point (d = 1),
-    # reporting the same stopping round and mask as the plain run.
+    # A lower R is met earlier; Table 1's trace keeps going to the exact fixed point (d = 1)
+    # or T, and the rule read off it gives the same stopping round as the plain run.
     r = (d[-3] + d[-2]) / 2
     t_star = len(d) - 1
-    loose = fixed_point(image, [coarse] * 3, fine(dilation_fake()), threshold=r)
-    full = fixed_point(image, [coarse] * 3, fine(dilation_fake()), threshold=r, run_all=True,
-                       label=label)
-    assert loose.rounds == full.rounds == t_star and full.stop_reason == "converged"
+    loose = fixed_point(image, [coarse] * 3, fine(dilation_fake()), stop_threshold=r)
+    full = trace_scores(fixed_point_rounds(image, [coarse] * 3, fine(dilation_fake())), label, 10)
+    assert loose.rounds == t_star and stop_round(full, r) == (t_star, "converged")
     assert len(loose.inter_dsc) == t_star
-    assert full.inter_dsc[:len(d)] == pytest.approx(d) and len(full.inter_dsc) > t_star
-    assert full.inter_dsc[-1] == 1.0 or len(full.inter_dsc) == 10  # exact fixed point or T
-    np.testing.assert_array_equal(full.mask, res.masks[t_star])
-    np.testing.assert_array_equal(loose.mask, res.masks[t_star])
+    assert full["inter_dsc"][:len(d)] == pytest.approx(d) and len(full["inter_dsc"]) > t_star
+    assert full["inter_dsc"][-1] == 1.0 or len(full["inter_dsc"]) == 10  # exact fixed point or T
+    assert full["round_dsc"] == pytest.approx([dice(m, label) for m in masks[:len(full["round_dsc"])]])
+    np.testing.assert_array_equal(loose.mask, masks[t_star])
 
 
 def test_respects_max_rounds():
@@ -205,7 +204,8 @@ def test_respects_max_rounds():
     vol[15:25, 16:24, 18:22] = 1
     rng = np.random.default_rng(0)
     noise = fine(lambda view, b: rng.random(b.shape[:3]))
-    res = fixed_point(vol, [vol] * 3, noise, max_rounds=4, threshold=0.95, keep_components=None)
+    res = fixed_point(vol, [vol] * 3, noise, max_rounds=4, stop_threshold=0.95,
+                      settings=FixedPointSettings(keep_components=None))
     assert res.rounds == 4 and len(res.inter_dsc) == 4 and res.stop_reason == "max_rounds"
     assert max(res.inter_dsc) < 0.95 and not res.converged
     zero = fixed_point(vol, [vol] * 3, noise, max_rounds=0)
@@ -216,7 +216,7 @@ def test_oracle_uses_ground_truth_boxes(blob):
     image, label = blob
     calls = []
     mask, boxes = oracle_segmentation(image, fine(dilation_fake(calls=calls)), label,
-                                      keep_components=None)
+                                      FixedPointSettings(keep_components=None))
     np.testing.assert_array_equal(mask, label)  # exact: every crop is box + 30 px
     for view, sb in boxes.items():
         np.testing.assert_array_equal(sb.boxes, slice_boxes(label, view, margin=MARGIN).boxes)
@@ -232,11 +232,13 @@ def test_empty_coarse_result_fallbacks(blob):
     image, label = blob
     calls = []
     empty = np.zeros(label.shape, np.float32)
-    res = fixed_point(image, [empty] * 3, fine(dilation_fake(calls=calls)), label=label)
+    res = fixed_point(image, [empty] * 3, fine(dilation_fake(calls=calls)))
     assert res.rounds == 0 and res.stop_reason == "empty" and res.inter_dsc == []
-    assert not res.mask.any() and calls == [] and res.label_dsc == [0.0]
-    whole = fixed_point(image, [empty] * 3, fine(dilation_fake(calls=calls)), label=label,
-                        on_empty="whole")
+    assert not res.mask.any() and calls == []
+    traced = trace_scores(fixed_point_rounds(image, [empty] * 3, fine(dilation_fake(calls=calls))), label, 10)
+    assert traced["round_dsc"] == [0.0] and traced["settled"] and stop_round(traced, 0.95) == (0, "empty")
+    whole = fixed_point(image, [empty] * 3, fine(dilation_fake(calls=calls)),
+                        settings=FixedPointSettings(on_empty="whole"))
     first = whole.boxes[0]["axial"]
     assert len(first) == image.shape[2] and first.boxes[0].tolist() == [[0, 110], [0, 100]]
     assert whole.rounds >= 2 and dice(whole.mask, label) > 0.95
@@ -247,9 +249,10 @@ def test_coarse_callables_majority_vote(blob):
     shifted = np.roll(label, 3, axis=0)
     coarse = {"axial": lambda b: b[..., 1], "coronal": lambda b: b[..., 1],
               "sagittal": lambda b: np.zeros(b.shape[:3])}
-    res = fixed_point(image, coarse, fine(dilation_fake()), max_rounds=0, label=label,
-                      coarse_multiple=16)
-    assert res.coarse_view_dsc == {"sagittal": 0.0, "coronal": 1.0, "axial": 1.0}
+    res = fixed_point(image, coarse, fine(dilation_fake()), max_rounds=0, coarse_multiple=16)
+    traced = trace_scores(fixed_point_rounds(image, coarse, fine(dilation_fake()), coarse_multiple=16), label, 0)
+    assert traced["coarse_view_dsc"] == {"sagittal": 0.0, "coronal": 1.0, "axial": 1.0}
+    assert traced["round_dsc"] == [1.0] and not traced["settled"]
     np.testing.assert_array_equal(res.mask, label)  # 2 of 3 views
     one = fixed_point(image, lambda view, b: b[..., 1] if view == "axial" else 0 * b[..., 1],
                       fine(dilation_fake()), max_rounds=0)
@@ -264,7 +267,7 @@ def test_probability_map_is_the_final_rounds_fusion(blob):
     coarse = ndimage.binary_dilation(label, iterations=8).astype(np.float32)
     # A fine fake answering 0.9 inside the object and 0.2 around it (in the crops only).
     soft = fine(lambda view, b: np.where(b[..., 1] > 0.5, 0.9, 0.2).astype(np.float32))
-    res = fixed_point(image, [coarse] * 3, soft, max_rounds=5, keep_components=None,
+    res = fixed_point(image, [coarse] * 3, soft, max_rounds=5, settings=FixedPointSettings(keep_components=None),
                       keep_probability=True)
     assert res.rounds >= 1 and res.probability.dtype == np.float32
     np.testing.assert_array_equal(res.mask, res.probability >= 0.5)
@@ -273,7 +276,7 @@ def test_probability_map_is_the_final_rounds_fusion(blob):
     around = np.unique(np.round(res.probability[(res.probability > 0) & ~label] * 15, 4))
     assert around.tolist() == [1.0, 2.0, 3.0]
     grown = np.zeros_like(label)
-    grown[tuple(slice(max(a - MARGIN - 1, 0), b + MARGIN + 1) for a, b in mask_box(label))] = True
+    grown[tuple(slice(max(a - MARGIN - 1, 0), b + MARGIN + 1) for a, b in box_from_mask(label))] = True
     assert res.probability[~grown].max() == 0 and res.probability[grown].min() == 0
     # Without fine rounds the map is the mean of the three coarse views.
     probs = [coarse, 0.5 * coarse, np.zeros_like(coarse)]
@@ -354,20 +357,19 @@ def test_case_scores_from_masks_and_results(blob):
     assert s["round_dsc"] == [0.5, 1.0, 1.0] and s["inter_dsc"] == [0.5, 1.0] and s["settled"]
     assert s["coarse_view_dsc"] == {"axial": 0.5, "coronal": 1.0} and s["oracle_dsc"] == 0.5
     coarse = ndimage.binary_dilation(label, iterations=8).astype(np.float32)
-    res = fixed_point(image, [coarse] * 3, fine(dilation_fake()), run_all=True, label=label,
-                      keep_masks=True)
-    from_result = result_scores(res, oracle_dsc=1.0)
-    from_masks = case_scores(label, res.masks, coarse_views=res.coarse_views, oracle_mask=label,
-                             stop_reason=res.stop_reason)
-    assert from_result["round_dsc"] == pytest.approx(from_masks["round_dsc"])
-    assert from_result["inter_dsc"] == pytest.approx(from_masks["inter_dsc"])
-    assert from_result["settled"] and from_masks["settled"]
-    with pytest.raises(ValueError, match="label"):
-        result_scores(fixed_point(image, [coarse] * 3, fine(dilation_fake()), max_rounds=1))
+    rounds = list(itertools.islice(fixed_point_rounds(image, [coarse] * 3, fine(dilation_fake())), 11))
+    n = next((r.t for r in rounds if r.t and r.inter_dsc == 1.0), 10)  # where the trace stops
+    traced = trace_scores(iter(rounds), label, 10, oracle_dsc=1.0)
+    from_masks = case_scores(label, [r.mask for r in rounds[:n + 1]], coarse_views=rounds[0].coarse_views,
+                             oracle_mask=label, max_rounds=10)
+    assert traced["round_dsc"] == pytest.approx(from_masks["round_dsc"])
+    assert traced["inter_dsc"] == pytest.approx(from_masks["inter_dsc"])
+    assert traced["coarse_view_dsc"] == pytest.approx(from_masks["coarse_view_dsc"])
+    assert traced["settled"] == from_masks["settled"] and traced["oracle_dsc"] == from_masks["oracle_dsc"]
 
 
 def test_runs_with_keras_fcn8s_models():
-    from tfpanc.inference.fixed_point import predict_fn_from_models
+    from tfpanc.methods.zhou.crops import predict_fn_from_models
     from tfpanc.models.fcn8s import FCN8s
 
     vol = np.zeros((40, 36, 24), np.float32)
@@ -380,8 +382,8 @@ def test_runs_with_keras_fcn8s_models():
         seen.append(batch.shape)
         return predict(view, batch)
 
-    res = fixed_point(vol, [vol] * 3, FineViewPredictor(fn, multiple=32, batch_size=64), margin=4,
-                      max_rounds=1, keep_components=None)
+    res = fixed_point(vol, [vol] * 3, FineViewPredictor(fn, multiple=32, batch_size=64), max_rounds=1,
+                      settings=FixedPointSettings(margin=4, keep_components=None))
     assert res.rounds == 1 and res.mask.shape == vol.shape and res.mask.dtype == bool
     assert seen and all(h % 32 == 0 and w % 32 == 0 for _, h, w, _ in seen)
     assert sum(b for b, *_ in seen) == sum(len(sb) for sb in res.boxes[0].values())

@@ -10,14 +10,9 @@ import numpy as np
 import pytest
 
 from tfpanc.data import cache as cache_lib
-from tfpanc.flags import TrainConfig
+from tfpanc.methods.cai import CaiConfig
 from tfpanc.training.callbacks import read_history
-from tfpanc_tests.conftest import train_run, write_ellipsoid_cache
-
-
-def _tiny_cache(root):
-    return write_ellipsoid_cache(root, (32, 32, 10), lambda i: (14 + i, 16 - i, 5), (6.0, 4.0, 3.5),
-                                 (100, -20), 15, (1.5, 1.5, 2.5))
+from tfpanc_tests.conftest import train_run, write_cai_cache
 
 
 def _config(tmp_path, **kw):
@@ -26,17 +21,15 @@ def _config(tmp_path, **kw):
                 growth_patience=1, rnn_length=4, rnn_batch_size=1, rnn_epochs=1, verbose=0,
                 positive_fraction=0.5, learning_rate=3e-3)
     base.update(kw)
-    return TrainConfig(**base)
+    return CaiConfig(**base)
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from tfpanc.methods import cai
-
     tmp_path = tmp_path_factory.mktemp("cai")
-    _tiny_cache(tmp_path / "cache")
+    write_cai_cache(tmp_path / "cache")
     cfg = _config(tmp_path)
-    run, _, lines = train_run(cfg, cai.train)
+    run, _, lines = train_run(cfg)
     return tmp_path, cfg, run, lines
 
 
@@ -64,12 +57,9 @@ def test_evaluation_outputs(trained):
 
 
 def test_rerun_skips_finished_phases(trained):
-    from tfpanc.methods import cai
-
     tmp_path, cfg, run, _ = trained
-    lines = []
     epochs_before = len(read_history(run.path / "history.csv"))
-    cai.train(dataclasses.replace(cfg, evaluate=False), run, lines.append)
+    _, _, lines = train_run(dataclasses.replace(cfg, evaluate=False))
     assert sum("finished in an earlier run" in line for line in lines) == 4
     assert len(read_history(run.path / "history.csv")) == epochs_before  # no epoch was trained again
 

@@ -27,7 +27,7 @@ from scipy.special import expit
 
 from tfpanc.data.boxes import box_from_mask
 from tfpanc.data.patches import VIEWS, move_view_last, neighbour_indices, view_axis
-from tfpanc.data.preprocess import resize
+from tfpanc.data.preprocess import resize, round_up
 
 
 @dataclasses.dataclass
@@ -61,31 +61,6 @@ class SliceBoxes:
         return out
 
 
-def mask_box(mask):
-    """The smallest box holding a 3D mask's foreground, or None (one pass over the volume).
-
-    Same result as :func:`tfpanc.data.boxes.box_from_mask`, which reduces the
-    whole volume once per axis; here only the first axis' reduction reads it
-    all (as a contiguous 2D ``any``), the others read the slab it bounds --
-    the fixed-point loop calls this on 512x512xL masks every round.
-
-    Example:
-    >>> m = np.zeros((5, 6, 7), bool); m[1:3, 2, 4:7] = True
-    >>> mask_box(m).tolist()
-    [[1, 3], [2, 3], [4, 7]]
-    """
-    mask = np.asarray(mask)
-    if mask.ndim != 3 or not mask.flags.c_contiguous:
-        return box_from_mask(mask)
-    xs = np.flatnonzero(mask.reshape(mask.shape[0], -1).any(axis=1))
-    if xs.size == 0:
-        return None
-    slab = mask[xs[0]:xs[-1] + 1]
-    ys = np.flatnonzero(slab.any(axis=(0, 2)))
-    zs = np.flatnonzero(slab[:, ys[0]:ys[-1] + 1].any(axis=(0, 1)))
-    return np.array([[xs[0], xs[-1] + 1], [ys[0], ys[-1] + 1], [zs[0], zs[-1] + 1]], np.int64)
-
-
 def slice_boxes(mask, view, margin=30, context=1, box="slice", bounds=None):
     """Per-slice crop boxes around a mask: box of the 3-slice stack plus a frame.
 
@@ -96,7 +71,7 @@ def slice_boxes(mask, view, margin=30, context=1, box="slice", bounds=None):
         context: slices on each side in a stack (1: 3-slice stacks).
         box: ``"slice"`` (each stack's own box) or ``"volume"`` (the in-plane
             part of the mask's 3D box, for every stack that reaches it).
-        bounds: the mask's :func:`mask_box` if already known (saves a pass).
+        bounds: the mask's :func:`tfpanc.data.boxes.box_from_mask` if already known (saves a pass).
 
     Returns:
         :class:`SliceBoxes`; boxes are clipped to the slice.
@@ -112,7 +87,7 @@ def slice_boxes(mask, view, margin=30, context=1, box="slice", bounds=None):
     mask = np.asarray(mask).astype(bool, copy=False)
     axis = view_axis(view)
     name = VIEWS[axis]
-    b3 = mask_box(mask) if bounds is None else np.asarray(bounds, np.int64)
+    b3 = box_from_mask(mask) if bounds is None else np.asarray(bounds, np.int64)
     if b3 is None:
         return SliceBoxes(name, np.zeros(0, np.int64), np.zeros((0, 2, 2), np.int64))
     plane = [a for a in range(3) if a != axis]
@@ -151,10 +126,6 @@ def whole_slices(shape, view):
     n = shape[axis]
     boxes = np.broadcast_to(np.array([[0, plane[0]], [0, plane[1]]]), (n, 2, 2)).copy()
     return SliceBoxes(VIEWS[axis], np.arange(n), boxes)
-
-
-def _padded(n, multiple):
-    return int(-(-n // multiple) * multiple)
 
 
 class FineViewPredictor:
@@ -216,7 +187,7 @@ class FineViewPredictor:
         size = self.size.get(view) if isinstance(self.size, dict) else self.size
         if self.mode == "resize":
             return size
-        h, w = _padded(h, self.multiple), _padded(w, self.multiple)
+        h, w = round_up(h, self.multiple), round_up(w, self.multiple)
         return (h, w) if size is None else (max(h, size[0]), max(w, size[1]))
 
     def _block(self, volume, boxes):

@@ -25,9 +25,10 @@ One round, per view, as ``coarse2fine_testing.py`` does it:
   (6-connectivity) smaller than half the largest are dropped (OrganSegC2F's
   ``post_processing(pred, pred, 0.5)``; ``keep_components=None`` skips it).
 
-Crops and variable crop sizes: :mod:`tfpanc.inference.fixed_point_crops`
-(re-exported here). Table 1 of the paper from per-case results:
-:mod:`tfpanc.inference.fixed_point_table`.
+Crops and variable crop sizes: :mod:`tfpanc.methods.zhou.crops`. Table 1
+of the paper from per-case results: :mod:`tfpanc.methods.zhou.table1_rows`.
+Component filtering and the vote are generic
+(:mod:`tfpanc.inference.components`, :mod:`tfpanc.inference.voting`).
 
 Empty masks (documented choice, OrganSegC2F's behaviour): when Z(t-1) has no
 foreground there is nothing to crop around. ``on_empty="keep"`` (default)
@@ -37,12 +38,11 @@ ran (0 for an empty coarse result) and ``stop_reason`` is ``"empty"``.
 ``on_empty="whole"`` gives the fine models every slice of every view whole
 instead, so they get a chance to find the pancreas the coarse models missed.
 
-Stopping uses ``d(t) > R`` as the paper writes it (OrganSegC2F's tables use
-``>=``). ``run_all=True`` keeps iterating to T after convergence, recording
-where the rule would have stopped (Table 1 needs every round); it still ends
-early at an exact fixed point (``Z(t) == Z(t-1)``: the models are
-deterministic, so every later round would repeat it; ``stop_reason`` is
-``"fixed"``).
+The iteration itself is :func:`fixed_point_rounds`, a generator of the
+masks Z(0), Z(1), ... with no stopping rule; :func:`fixed_point` stops it
+with ``d(t) > R`` as the paper writes it (OrganSegC2F's tables use ``>=``)
+or ``t = T``, and Table 1 (:func:`tfpanc.methods.zhou.table1_rows.trace_scores`)
+consumes every round to T with the label instead.
 """
 
 from __future__ import annotations
@@ -51,46 +51,14 @@ import dataclasses
 from collections.abc import Mapping
 
 import numpy as np
-from scipy import ndimage
 
-from tfpanc.data.boxes import union_box
+from tfpanc.data.boxes import box_from_mask, union_box
 from tfpanc.data.patches import VIEWS, move_view_last, view_axis
-from tfpanc.inference.fixed_point_crops import (  # noqa: F401  (re-exported)
-    FineViewPredictor, SliceBoxes, mask_box, predict_fn_from_models, slice_boxes, whole_slices)
+from tfpanc.inference.components import keep_large_components
 from tfpanc.inference.slicewise import predict_slices
+from tfpanc.inference.voting import majority_vote
+from tfpanc.methods.zhou.crops import FineViewPredictor, slice_boxes, whole_slices
 from tfpanc.metrics import dice
-
-
-def keep_large_components(mask, ratio=0.5, volume_size=None):
-    """Keeps the 6-connected components of at least ``ratio`` times the largest.
-
-    OrganSegC2F's ``post_processing(F, F, ratio)``: an empty mask, or one
-    covering half the volume or more, is returned unchanged.
-
-    Args:
-        mask: the mask (any dimension).
-        ratio: components smaller than ``ratio`` times the largest go.
-        volume_size: voxel count of the volume for the half-volume rule when
-            ``mask`` is a crop of it (default ``mask.size``).
-
-    Example:
-    >>> m = np.zeros((20, 3, 3), bool); m[0:4] = True; m[6:7] = True
-    >>> int(keep_large_components(m).sum()) // 9
-    4
-    """
-    mask = np.asarray(mask).astype(bool, copy=False)
-    total = int(np.count_nonzero(mask))
-    if total == 0 or total >= (mask.size if volume_size is None else volume_size) / 2:
-        return mask.copy()
-    region = tuple(slice(int(a), int(b)) for a, b in mask_box(mask))
-    labels, count = ndimage.label(mask[region])  # default structure: 6-connectivity in 3D
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    keep = sizes >= ratio * sizes.max()
-    keep[0] = False
-    out = np.zeros(mask.shape, bool)  # np.zeros maps pages lazily, zeros_like writes them all
-    out[region] = keep[labels]
-    return out
 
 
 def coarse_probabilities(volume, coarse, batch_size=8, multiple=32, fill=0.0):
@@ -127,21 +95,6 @@ def coarse_probabilities(volume, coarse, batch_size=8, multiple=32, fill=0.0):
     return out
 
 
-def majority_vote(masks, min_votes=2):
-    """Voxels marked by at least ``min_votes`` of the masks (OrganSegC2F ``F2``).
-
-    Example:
-    >>> a, b = np.array([1, 1, 0, 0]), np.array([1, 0, 1, 0])
-    >>> majority_vote([a, b, a]).tolist()
-    [True, True, False, False]
-    """
-    masks = [np.asarray(m).astype(bool, copy=False) for m in masks]
-    votes = np.zeros(masks[0].shape, np.uint8)
-    for m in masks:
-        np.add(votes, m, out=votes, casting="unsafe")
-    return votes >= min_votes
-
-
 def fine_round(volume, fine, box_mask, margin=30, box="slice", fusion="mean", threshold=0.5,
                keep_components=0.5, whole=False, bounds=None, probability=False):
     """One fine round: crops around ``box_mask``, three views, fused.
@@ -159,7 +112,7 @@ def fine_round(volume, fine, box_mask, margin=30, box="slice", fusion="mean", th
         keep_components: ratio for :func:`keep_large_components`; None: off.
         whole: crop every slice whole instead (the ``on_empty="whole"``
             fallback).
-        bounds: ``mask_box(box_mask)`` if already known.
+        bounds: ``box_from_mask(box_mask)`` if already known.
         probability: also return the fused map: the mean of the three
             views' probabilities (``fusion="mean"``) or the fraction of views
             voting pancreas (``"vote"``); 0 outside every crop.
@@ -173,7 +126,7 @@ def fine_round(volume, fine, box_mask, margin=30, box="slice", fusion="mean", th
         fine = FineViewPredictor(fine)
     shape = volume.shape[:3]
     if not whole and bounds is None:
-        bounds = mask_box(box_mask)
+        bounds = box_from_mask(box_mask)
     all_boxes = {view: whole_slices(shape, view) if whole else slice_boxes(
         box_mask, view, margin, fine.context, box, bounds) for view in VIEWS}
     region = union_box(*(sb.bounds() for sb in all_boxes.values()))
@@ -209,13 +162,126 @@ def fine_round(volume, fine, box_mask, margin=30, box="slice", fusion="mean", th
     return (mask, all_boxes, fused_map) if probability else (mask, all_boxes)
 
 
-def _dice(a, box_a, b, box_b):
-    """DSC of two masks computed on the union of their boxes (both are zero outside)."""
+def dice_in_boxes(a, box_a, b, box_b):
+    """DSC of two masks computed on the union of their boxes (both are zero outside).
+
+    The fixed point compares 512x512xL masks every round; restricted to the
+    boxes this reads a few percent of the volume.
+    """
     region = union_box(box_a, box_b)
     if region is None:
         return 1.0  # both empty, as tfpanc.metrics.dice
     region = tuple(slice(int(lo), int(hi)) for lo, hi in region)
     return dice(a[region], b[region])
+
+
+@dataclasses.dataclass(frozen=True)
+class FixedPointSettings:
+    """How each round is made (the pipeline record's test-time settings, T and R aside).
+
+    Attributes:
+        margin: test-time frame around each box (px; paper 30).
+        box: ``"slice"`` or ``"volume"`` (see :func:`tfpanc.methods.zhou.crops.slice_boxes`).
+        fusion: ``"mean"`` or ``"vote"`` (see :func:`fine_round`).
+        fine_threshold: the fine probability threshold.
+        coarse_threshold: each coarse view's probability threshold.
+        keep_components: ratio of :func:`tfpanc.inference.components.keep_large_components`;
+            None: off.
+        on_empty: ``"keep"`` or ``"whole"`` (see the module docstring).
+    """
+
+    margin: int = 30
+    box: str = "slice"
+    fusion: str = "mean"
+    fine_threshold: float = 0.5
+    coarse_threshold: float = 0.5
+    keep_components: float | None = 0.5
+    on_empty: str = "keep"
+
+    def __post_init__(self):
+        if self.on_empty not in ("keep", "whole"):
+            raise ValueError(f"on_empty must be 'keep' or 'whole', got {self.on_empty!r}")
+        if self.fusion not in ("mean", "vote"):
+            raise ValueError(f"fusion must be 'mean' or 'vote', got {self.fusion!r}")
+
+    @classmethod
+    def from_record(cls, info, margin=None):
+        """The settings a pipeline's ``run.json`` records (``margin`` overrides its frame)."""
+        return cls(margin=int(info["crop_margin"] if margin is None else margin), box=info.get("box", "slice"),
+                   fusion=info.get("fusion", "mean"), fine_threshold=info.get("fine_threshold", 0.5),
+                   coarse_threshold=info.get("coarse_threshold", 0.5),
+                   keep_components=info.get("keep_components", 0.5), on_empty=info.get("on_empty", "keep"))
+
+
+@dataclasses.dataclass
+class Round:
+    """One mask of the iteration: Z(0) from the coarse views, or Z(t) of fine round t.
+
+    Attributes:
+        t: the round (0 for the coarse vote).
+        mask: Z(t) (bool).
+        box: its box (None when empty).
+        inter_dsc: d(t) = DSC(Z(t-1), Z(t)); None for t = 0.
+        crops: ``{view: SliceBoxes}`` the fine models saw (None for t = 0).
+        probability: the fused map when asked for (see :func:`fine_round`; for
+            t = 0 the mean of the three coarse probabilities).
+        coarse_views: for t = 0, ``{view: coarse mask}``; else None.
+    """
+
+    t: int
+    mask: np.ndarray
+    box: np.ndarray | None
+    inter_dsc: float | None = None
+    crops: dict | None = None
+    probability: np.ndarray | None = None
+    coarse_views: dict | None = None
+
+
+def fixed_point_rounds(volume, coarse, fine, settings=None, probability=False, coarse_batch_size=8,
+                       coarse_multiple=32, coarse_fill=0.0):
+    """Z(0), Z(1), Z(2), ... as a generator: the iteration without a stopping rule.
+
+    The consumer decides when to stop (:func:`fixed_point` applies d(t) > R
+    and T; Table 1 runs every round to T). The generator ends by itself only
+    when the last mask is empty and ``settings.on_empty == "keep"``: there is
+    nothing to crop around, so every later round would be empty too.
+
+    Args:
+        volume: ``[x, y, z]`` image the models read (normalised, or raw when
+            ``fine`` has a ``transform`` and ``coarse`` holds probabilities).
+        coarse: the coarse results (see :func:`coarse_probabilities`).
+        fine: a :class:`FineViewPredictor` or ``predict_fn(view, batch)``.
+        settings: :class:`FixedPointSettings` (default: the paper's).
+        probability: attach each round's fused probability map.
+        coarse_batch_size, coarse_multiple, coarse_fill: for coarse callables.
+
+    Yields:
+        :class:`Round`.
+    """
+    settings = settings or FixedPointSettings()
+    if not isinstance(fine, FineViewPredictor):
+        fine = FineViewPredictor(fine)
+    probs = coarse_probabilities(volume, coarse, coarse_batch_size, coarse_multiple, coarse_fill)
+    views = {v: p >= settings.coarse_threshold for v, p in probs.items()}
+    prob = sum(probs.values()) / np.float32(len(VIEWS)) if probability else None
+    del probs
+    z = np.zeros(volume.shape[:3], bool)
+    region = union_box(*(box_from_mask(m) for m in views.values()))
+    if region is not None:  # votes can only be cast inside the views' boxes
+        region = tuple(slice(int(a), int(b)) for a, b in region)
+        z[region] = majority_vote([m[region] for m in views.values()])
+    z_box = box_from_mask(z)
+    yield Round(0, z, z_box, probability=prob, coarse_views=views)
+    t = 0
+    while z_box is not None or settings.on_empty == "whole":
+        t += 1
+        new, crops, *new_prob = fine_round(
+            volume, fine, z, settings.margin, settings.box, settings.fusion, settings.fine_threshold,
+            settings.keep_components, whole=z_box is None, bounds=z_box, probability=probability)
+        new_box = box_from_mask(new)
+        d = dice_in_boxes(z, z_box, new, new_box)
+        z, z_box = new, new_box
+        yield Round(t, new, new_box, d, crops, new_prob[0] if probability else None)
 
 
 @dataclasses.dataclass
@@ -225,19 +291,11 @@ class FixedPointResult:
     Attributes:
         mask: the final segmentation Z(rounds) (bool).
         rounds: the stopping round t* (0 when no fine round ran).
-        inter_dsc: ``d(1), ..., d(n)`` for every round run (n = ``rounds``
-            unless ``run_all``).
-        stop_reason: ``"converged"`` (d(t) > R), ``"max_rounds"``, ``"empty"``
-            (Z(t-1) empty with ``on_empty="keep"``) or ``"fixed"`` (an exact
-            fixed point reached with ``run_all``).
+        inter_dsc: ``d(1), ..., d(rounds)``.
+        stop_reason: ``"converged"`` (d(t) > R), ``"max_rounds"`` or ``"empty"``
+            (Z(t-1) empty with ``on_empty="keep"``).
         max_rounds: T.
         boxes: per round run, ``{view: SliceBoxes}`` of its crops.
-        masks: ``[Z(0), ..., Z(n)]`` when ``keep_masks``, else None.
-        coarse_views: ``{view: coarse mask}`` when ``keep_masks``, else None.
-        label_dsc: ``[DSC(Z(0), label), ..., DSC(Z(n), label)]`` when a label
-            was given, else None.
-        coarse_view_dsc: ``{view: DSC(coarse mask, label)}`` when a label was
-            given, else None.
         probability: with ``keep_probability``, the fused map of the round
             that gave ``mask`` (float32, see :func:`fine_round`); for
             ``rounds == 0`` the mean of the three coarse probabilities.
@@ -251,10 +309,6 @@ class FixedPointResult:
     stop_reason: str
     max_rounds: int
     boxes: list
-    masks: list | None = None
-    coarse_views: dict | None = None
-    label_dsc: list | None = None
-    coarse_view_dsc: dict | None = None
     probability: np.ndarray | None = None
 
     @property
@@ -263,29 +317,18 @@ class FixedPointResult:
         return self.stop_reason == "converged"
 
 
-def fixed_point(volume, coarse, fine, max_rounds=10, threshold=0.95, margin=30, box="slice",
-                fusion="mean", fine_threshold=0.5, coarse_threshold=0.5, keep_components=0.5,
-                on_empty="keep", run_all=False, keep_masks=False, label=None, coarse_batch_size=8,
-                coarse_multiple=32, coarse_fill=0.0, keep_probability=False):
+def fixed_point(volume, coarse, fine, max_rounds=10, stop_threshold=0.95, settings=None,
+                keep_probability=False, **coarse_options):
     """Algorithm 1: coarse Z(0), then fine rounds until d(t) > R or t = T.
 
     Args:
-        volume: ``[x, y, z]`` image the models read (normalised, or raw when
-            ``fine`` has a ``transform`` and ``coarse`` holds probabilities).
-        coarse: the coarse results (see :func:`coarse_probabilities`).
-        fine: a :class:`FineViewPredictor` or ``predict_fn(view, batch)``.
+        volume, coarse, fine, settings: see :func:`fixed_point_rounds`.
         max_rounds: T (paper: 10).
-        threshold: R (paper: 0.95); stop when d(t) > R.
-        margin, box: crop frame and box kind (:func:`slice_boxes`).
-        fusion, fine_threshold, keep_components: see :func:`fine_round`.
-        coarse_threshold: per-view coarse probability threshold.
-        on_empty: ``"keep"`` or ``"whole"`` (see the module docstring).
-        run_all: iterate to T even after d(t) > R (for Table 1).
-        keep_masks: keep every round's mask and the coarse view masks.
-        label: optional ground truth; per-round DSCs are then recorded.
+        stop_threshold: R (paper: 0.95); stop when d(t) > R.
         keep_probability: keep the final mask's fused probability map
             (``FixedPointResult.probability``).
-        coarse_batch_size, coarse_multiple, coarse_fill: for coarse callables.
+        **coarse_options: ``coarse_batch_size``, ``coarse_multiple``,
+            ``coarse_fill`` of :func:`fixed_point_rounds`.
 
     Returns:
         :class:`FixedPointResult`.
@@ -297,79 +340,39 @@ def fixed_point(volume, coarse, fine, max_rounds=10, threshold=0.95, margin=30, 
     >>> res.rounds, res.stop_reason, bool((res.mask == (vol > 0)).all())
     (2, 'converged', True)
     """
-    if on_empty not in ("keep", "whole"):
-        raise ValueError(f"on_empty must be 'keep' or 'whole', got {on_empty!r}")
     if int(max_rounds) < 0:
         raise ValueError(f"max_rounds must be >= 0, got {max_rounds}")
-    if not isinstance(fine, FineViewPredictor):
-        fine = FineViewPredictor(fine)
-    probs = coarse_probabilities(volume, coarse, coarse_batch_size, coarse_multiple, coarse_fill)
-    views = {v: p >= coarse_threshold for v, p in probs.items()}
-    prob = sum(probs.values()) / np.float32(len(VIEWS)) if keep_probability else None
-    del probs
-    view_boxes = {v: mask_box(m) for v, m in views.items()}
-    z = np.zeros(volume.shape[:3], bool)
-    region = union_box(*view_boxes.values())
-    if region is not None:  # votes can only be cast inside the views' boxes
-        region = tuple(slice(int(a), int(b)) for a, b in region)
-        z[region] = majority_vote([m[region] for m in views.values()])
-    z_box = mask_box(z)
-    label = None if label is None else np.asarray(label).astype(bool, copy=False)
-    label_box = None if label is None else mask_box(label)
-    label_dsc = None if label is None else [_dice(z, z_box, label, label_box)]
-    coarse_view_dsc = None if label is None else {
-        v: _dice(m, view_boxes[v], label, label_box) for v, m in views.items()}
-    masks = [z] if keep_masks else None
-    inter, boxes = [], []
-    rounds, reason = None, "max_rounds"
-    for t in range(1, int(max_rounds) + 1):
-        if z_box is None and on_empty == "keep":
-            reason = "empty" if rounds is None else reason
-            break
-        new, round_boxes, *new_prob = fine_round(
-            volume, fine, z, margin, box, fusion, fine_threshold, keep_components,
-            whole=z_box is None, bounds=z_box, probability=keep_probability)
-        new_box = mask_box(new)
-        d = _dice(z, z_box, new, new_box)
-        inter.append(d)
-        boxes.append(round_boxes)
-        if keep_masks:
-            masks.append(new)
-        if label is not None:
-            label_dsc.append(_dice(new, new_box, label, label_box))
-        z, z_box = new, new_box
-        if keep_probability and rounds is None:
-            prob = new_prob[0]
-        if rounds is None and d > threshold:
-            rounds, reason, final = t, "converged", new
-            if not run_all:
+    rounds = fixed_point_rounds(volume, coarse, fine, settings, keep_probability, **coarse_options)
+    last = next(rounds)
+    inter, boxes, reason = [], [], "max_rounds"
+    if int(max_rounds) > 0:
+        reason = "empty"  # unless a round below says otherwise
+        for last in rounds:
+            inter.append(last.inter_dsc)
+            boxes.append(last.crops)
+            if last.inter_dsc > stop_threshold:
+                reason = "converged"
                 break
-        if run_all and d == 1.0:
-            reason = "fixed" if rounds is None else reason
-            break
-    n = len(inter)
-    if rounds is None:
-        rounds = n
-        final = z
-    return FixedPointResult(
-        mask=final, rounds=rounds, inter_dsc=inter, stop_reason=reason, max_rounds=int(max_rounds),
-        boxes=boxes, masks=masks, coarse_views=views if keep_masks else None,
-        label_dsc=label_dsc, coarse_view_dsc=coarse_view_dsc, probability=prob)
+            if last.t == int(max_rounds):
+                reason = "max_rounds"
+                break
+    rounds.close()
+    return FixedPointResult(mask=last.mask, rounds=last.t, inter_dsc=inter, stop_reason=reason,
+                            max_rounds=int(max_rounds), boxes=boxes, probability=last.probability)
 
 
-def oracle_segmentation(volume, fine, label, margin=30, box="slice", fusion="mean", threshold=0.5,
-                        keep_components=0.5):
+def oracle_segmentation(volume, fine, label, settings=None):
     """The paper's "Oracle Bounding Box": one fine round cut around the ground truth.
 
     No iteration is needed: the boxes do not depend on the prediction.
 
     Args:
-        volume, fine: as for :func:`fixed_point`.
+        volume, fine, settings: as for :func:`fixed_point_rounds`.
         label: the ground-truth mask the crops are cut around.
-        margin, box, fusion, threshold, keep_components: as for :func:`fine_round`.
 
     Returns:
         ``(mask, {view: SliceBoxes})`` as :func:`fine_round`.
     """
-    return fine_round(volume, fine, np.asarray(label).astype(bool, copy=False), margin, box, fusion,
-                      threshold, keep_components)
+    s = settings or FixedPointSettings()
+    return fine_round(volume, fine, np.asarray(label).astype(bool, copy=False), s.margin, s.box, s.fusion,
+                      s.fine_threshold, s.keep_components)

@@ -13,11 +13,11 @@ Serving contract (signature ``serving_default``):
   the pancreas probability) and ``mask`` (uint8, ``probability >
   threshold``, the run's threshold unless the export set another).
 
-The graph is what :class:`tfpanc.methods.cai_evaluation.CaiPredictor` does
+The graph is what :class:`tfpanc.methods.cai.predictor.CaiPredictor` does
 in numpy: the run's HU window mapped to [0, 1], each axial slice with its two
 neighbours (edge slices repeated) padded at the bottom/right with normalised
 air to the network's multiple, the CNN over the slices in batches of at most
-16 (fewer for large slices, as :func:`tfpanc.methods.cai.batches_for`), the
+16 (fewer for large slices, as :func:`tfpanc.methods.cai.networks.slices_per_call`), the
 fused logit's sigmoid cropped back, then for BiRNN runs the BiRNN over each
 volume's whole axial sequence.
 
@@ -78,13 +78,13 @@ def serving_fn(cnn, head, info, threshold):
     """
     import tensorflow as tf
 
-    from tfpanc.methods import cai
+    from tfpanc.methods.cai import networks
 
     low, high = (float(v) for v in info["window"])
     # As tfpanc.data.intensity.window_ct: clip, subtract, divide, all float32.
     low32, high32, scale32 = tf.constant(low, tf.float32), tf.constant(high, tf.float32), \
         tf.constant(high - low, tf.float32)
-    multiple = cai.network_multiple(info)
+    multiple = networks.input_multiple(info["model"], info["num_units"])
     threshold32 = tf.constant(threshold, tf.float32)
     bidir = None if head is None else head.get_layer("bidirectional_clstm")
     fusion = None if head is None else head.get_layer("direction_fusion")
@@ -94,13 +94,13 @@ def serving_fn(cnn, head, info, threshold):
         n, h, w, z = shape[0], shape[1], shape[2], shape[3]
         x = (tf.clip_by_value(ct, low32, high32) - low32) / scale32
         x = tf.transpose(x, [0, 3, 1, 2])  # [n, z, x, y]: one axial slice per row
-        hp = -(-h // multiple) * multiple
+        hp = -(-h // multiple) * multiple  # round_up in tensor arithmetic
         wp = -(-w // multiple) * multiple
         x = tf.pad(x, [[0, 0], [0, 0], [0, hp - h], [0, wp - w]])  # 0 = normalised air
         flat = tf.reshape(x, [-1, hp, wp])
         count = n * z
-        # As cai.batches_for, with the slice size known only at run time.
-        batch = tf.clip_by_value(cai.SLICE_BUDGET_PIXELS // (h * w), 1, MAX_SLICE_BATCH)
+        # As networks.slices_per_call, with the slice size known only at run time.
+        batch = tf.clip_by_value(networks.SLICE_BUDGET_PIXELS // (h * w), 1, MAX_SLICE_BATCH)
         steps = -(-count // batch)
 
         def body(i, out):
@@ -192,9 +192,9 @@ def export_run(model_dir, export_dir, slice_size=None, threshold=None, log=print
         raise InputError(None, f"export needs KERAS_BACKEND=tensorflow, not {keras.backend.backend()}")
     import tensorflow as tf
 
-    from tfpanc.methods import cai
+    from tfpanc.methods.cai.networks import load_models
 
-    cnn, head, _ = cai.load_models(Path(model_dir), info)
+    cnn, head, _ = load_models(Path(model_dir), info)
     size = None if slice_size is None else int(slice_size)
     archive = keras.export.ExportArchive()
     archive.track(cnn)
@@ -218,3 +218,4 @@ def export_run(model_dir, export_dir, slice_size=None, threshold=None, log=print
         f"-> {export_dir} (signature {SIGNATURE!r}: {INPUT_NAME} float32 [n, x, y, z] HU -> "
         f"probability, mask at {threshold:g})")
     return export_dir
+

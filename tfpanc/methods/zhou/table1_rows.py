@@ -1,7 +1,7 @@
 """Table 1 of Zhou et al. (fixed-point model) from per-case results.
 
 Each case is reduced to its *scores* (a plain dict, see :func:`case_scores`
-and :func:`result_scores`): the DSC with the ground truth of every round's
+and :func:`trace_scores`): the DSC with the ground truth of every round's
 mask ``round_dsc = [DSC(Z(0)), ..., DSC(Z(n))]``, the inter-iteration DSCs
 ``inter_dsc = [d(1), ..., d(n)]``, optionally the single-view coarse DSCs and
 the oracle-box DSC. :func:`table1_rows` turns a list of scores into the
@@ -18,8 +18,8 @@ Row rules (OrganSegC2F's ``coarse2fine_testing.py``, with the paper's ">"):
   first such round for ties); its round is the iterations column.
 * "Oracle Bounding Box": one fine round cut around the ground truth.
 
-Rows need every round up to T: run :func:`tfpanc.inference.fixed_point.fixed_point`
-with ``run_all=True``. A case that stopped before T still counts when it is
+Rows need every round up to T: :func:`trace_scores` runs
+:func:`tfpanc.methods.zhou.fixed_point.fixed_point_rounds` that far. A case that stopped before T still counts when it is
 *settled* (its last mask repeats for ever: an exact fixed point, or an empty
 mask with ``on_empty="keep"``); then its last mask stands for the missing
 rounds. An empty coarse result that ran no round has t* = 0 and its best
@@ -80,28 +80,63 @@ def case_scores(label, round_masks, coarse_views=None, oracle_mask=None, max_rou
     }
 
 
-def result_scores(result, oracle_dsc=None):
-    """Scores of one case from a :class:`~tfpanc.inference.fixed_point.FixedPointResult`.
+def trace_scores(rounds, label, max_rounds, oracle_dsc=None):
+    """Scores of one case from the iteration itself, run to T with its label.
 
-    The run must have had ``label=`` (so ``label_dsc`` is recorded); no masks
-    need to be kept.
+    Consumes :func:`tfpanc.methods.zhou.fixed_point.fixed_point_rounds` up to
+    round ``max_rounds``; it ends early at an exact fixed point (``d(t) = 1``:
+    the models are deterministic, so every later round repeats it), which
+    marks the case settled, as does the generator ending on an empty mask.
+    No mask is kept.
 
     Args:
-        result: the fixed-point result.
+        rounds: the generator (or any iterable of
+            :class:`~tfpanc.methods.zhou.fixed_point.Round`).
+        label: ground-truth mask.
+        max_rounds: T.
         oracle_dsc: DSC of the case's oracle-box result, if computed.
     """
-    if result.label_dsc is None:
-        raise ValueError("the fixed-point run had no label: pass label= to fixed_point")
-    inter = list(result.inter_dsc)
-    settled = result.stop_reason in ("empty", "fixed") or (bool(inter) and inter[-1] == 1.0)
+    from tfpanc.data.boxes import box_from_mask
+    from tfpanc.methods.zhou.fixed_point import dice_in_boxes
+
+    label = np.asarray(label).astype(bool, copy=False)
+    label_box = box_from_mask(label)
+    round_dsc, inter, coarse_view_dsc, settled = [], [], None, True
+    for r in rounds:
+        round_dsc.append(dice_in_boxes(r.mask, r.box, label, label_box))
+        if r.t == 0:
+            coarse_view_dsc = {v: dice_in_boxes(m, box_from_mask(m), label, label_box)
+                               for v, m in r.coarse_views.items()}
+        else:
+            inter.append(r.inter_dsc)
+            if r.inter_dsc == 1.0:
+                break
+        if r.t == int(max_rounds):
+            settled = False
+            break
     return {
-        "round_dsc": list(result.label_dsc),
+        "round_dsc": round_dsc,
         "inter_dsc": inter,
-        "max_rounds": int(result.max_rounds),
-        "settled": bool(settled),
-        "coarse_view_dsc": result.coarse_view_dsc,
+        "max_rounds": int(max_rounds),
+        "settled": settled or (bool(inter) and inter[-1] == 1.0),
+        "coarse_view_dsc": coarse_view_dsc,
         "oracle_dsc": oracle_dsc,
     }
+
+
+def stop_round(scores, threshold):
+    """``(t*, stop_reason)`` of the rule d(t) > ``threshold`` for a case's scores (``t*`` None when
+    the run is too short to tell)."""
+    inter = scores["inter_dsc"]
+    for t, d in enumerate(inter, start=1):
+        if d > threshold:
+            return t, "converged"
+    n = len(inter)
+    if n >= scores["max_rounds"]:
+        return n, "max_rounds"
+    if scores["settled"]:
+        return n, "fixed" if inter and inter[-1] == 1.0 else "empty"
+    return None, None
 
 
 def _round_dsc(scores, t):
@@ -113,14 +148,7 @@ def _round_dsc(scores, t):
 
 def _stop_round(scores, threshold):
     """t* of the rule d(t) > threshold, or None when the run is too short to tell."""
-    inter = scores["inter_dsc"]
-    for t, d in enumerate(inter, start=1):
-        if d > threshold:
-            return t
-    n = len(inter)
-    if n >= scores["max_rounds"] or scores["settled"]:
-        return n
-    return None
+    return stop_round(scores, threshold)[0]
 
 
 def _best_round(scores):
@@ -145,7 +173,7 @@ def table1_rows(cases, rounds=ROUNDS, thresholds=THRESHOLDS):
     """The rows of Table 1 from per-case scores.
 
     Args:
-        cases: list of scores dicts (:func:`case_scores`, :func:`result_scores`).
+        cases: list of scores dicts (:func:`case_scores`, :func:`trace_scores`).
         rounds: the "After t Iterations" rows (paper: 1, 2, 3, 5, 10).
         thresholds: the "After d(t) > r" rows (paper: 0.90, 0.95, 0.99).
 

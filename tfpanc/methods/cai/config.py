@@ -1,0 +1,75 @@
+"""Cai et al.'s settings: the shared flags plus PNet-MSA growth and the BiRNN stage."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from tfpanc.errors import InputError
+from tfpanc.flags import SharedConfig, check_not_negative, check_positive, check_unit_interval, setting
+from tfpanc.methods.slice_settings import SLICE_SIZE_HELP
+
+MODELS = ("pnet_msa_birnn", "pnet_msa", "unet", "hnn")
+LOSSES = ("jac", "ce", "cbce", "dice")
+
+
+@dataclasses.dataclass(frozen=True)
+class CaiConfig(SharedConfig):
+    """Validated cai training settings (shared fields: :class:`tfpanc.flags.SharedConfig`).
+
+    Example:
+    >>> cfg = CaiConfig(model="pnet_msa", num_units=3, slice_size=64)
+    >>> cfg.loss, "--num_units=3" in cfg.to_flagfile(), "--max_rounds" in cfg.to_flagfile()
+    ('jac', True, False)
+    """
+
+    MODELS = MODELS
+    LOSSES = LOSSES
+
+    method: str = setting("cai", "Paper whose recipe to run.")
+    num_units: int = setting(5, "PNet-MSA units K (grown from 1).")
+    slice_size: int = setting(0, SLICE_SIZE_HELP)
+    epochs_per_unit: int = setting(10, "Most epochs spent at each K before growing.")
+    final_epochs: int = setting(10, "Epochs of the whole network after growth.")
+    growth_patience: int = setting(2, "Epochs without min-delta improvement of L_K before unit K+1 is added.")
+    growth_min_delta: float = setting(0.005, "Smallest loss drop that counts.")
+    rnn_length: int = setting(8, "Consecutive slices per BiRNN training sequence.")
+    rnn_epochs: int = setting(5, "End-to-end CNN+BiRNN fine-tuning epochs.")
+    rnn_batch_size: int = setting(2, "Sequences per batch.")
+    rnn_learning_rate: float = setting(1e-4, "Peak Adam learning rate of the BiRNN stage (same schedule).")
+    positive_fraction: float = setting(0.5, "Probability that a sampled slice holds pancreas (oversampling).")
+
+    def validate(self):
+        super().validate()
+        from tfpanc.methods.cai.networks import input_multiple
+
+        check_positive(self, ("num_units", "rnn_length", "rnn_batch_size"))
+        check_not_negative(self, ("epochs_per_unit", "final_epochs", "rnn_epochs", "growth_patience",
+                                  "slice_size"))
+        multiple = input_multiple(self.model, self.num_units)
+        if self.slice_size and self.slice_size % multiple:
+            raise InputError("--slice_size", f"must be a multiple of {multiple} for {self.model} "
+                             f"with {self.num_units} units, got {self.slice_size}")
+        if not self.rnn_learning_rate > 0:
+            raise InputError("--rnn_learning_rate", f"must be positive, got {self.rnn_learning_rate}")
+        check_unit_interval("positive_fraction", self.positive_fraction, low_open=False, high_open=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class CaiPredictOptions:
+    """``predict``'s cai flags."""
+
+    threshold: float = setting(None, "Probability threshold of the mask; default: the run's (0.5).",
+                               kind="float")
+
+    def __post_init__(self):
+        if self.threshold is not None:
+            check_unit_interval("threshold", self.threshold)
+
+
+@dataclasses.dataclass(frozen=True)
+class CaiExportOptions:
+    """``export``'s cai flags (checked by :func:`tfpanc.methods.cai.serving.export_run`)."""
+
+    slice_size: int = setting(None, "Pin the signature's in-plane size to N x N; default: any size.",
+                              kind="integer")
+    threshold: float = setting(None, "Threshold of the mask output; default: the run's.", kind="float")
