@@ -26,7 +26,8 @@ from keras import ops
 from tfpanc.errors import InputError
 
 
-def _prepare(y_true, y_pred):
+def align_labels(y_true, y_pred):
+    """``(y_true, y_pred)`` as tensors of one dtype, ``y_true`` given the channel axis it may lack."""
     y_pred = ops.convert_to_tensor(y_pred)
     y_true = ops.cast(ops.convert_to_tensor(y_true), y_pred.dtype)
     if len(y_true.shape) == len(y_pred.shape) - 1:
@@ -46,7 +47,7 @@ class _LogitLoss(keras.losses.Loss):
     """Base: subclasses implement ``per_sample(y_true, logits) -> (batch,)``."""
 
     def call(self, y_true, y_pred):
-        y_true, y_pred = _prepare(y_true, y_pred)
+        y_true, y_pred = align_labels(y_true, y_pred)
         return self.per_sample(y_true, y_pred)
 
 

@@ -5,7 +5,7 @@ Each package's ``__init__`` imports only its config, so registering costs
 no Keras import.
 """
 
-from tfpanc.methods import cai, zhou  # noqa: F401  (registers them)
+from tfpanc.methods import cai, two_stage, zhou  # noqa: F401  (registers them)
 from tfpanc.methods.registry import Method, get, names, register
 
 __all__ = ["Method", "get", "names", "register"]

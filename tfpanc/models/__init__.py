@@ -1,5 +1,5 @@
 """tfpanc.models: Keras 3 segmentation networks (Cai PNet-MSA + BiRNN and its
-Table II baselines, Zhou's FCN-8s).
+Table II baselines, Zhou's FCN-8s, the two-stage method's 3D U-Net).
 
 All models output logits; channel 0 of the output is the final (fused) map.
 Every model class says, without being built, what its in-plane input size
@@ -16,6 +16,7 @@ from tfpanc.models.pnet_msa import PNetMSA, fused_probability, probability_model
 from tfpanc.models.pnet_msa_growth import grow
 from tfpanc.models.pretrained import load_pretrained_weights
 from tfpanc.models.unet2d import UNet2D
+from tfpanc.models.unet3d import UNet3D
 
 __all__ = [
     "BiRNNHead",
@@ -30,4 +31,5 @@ __all__ = [
     "probability_model",
     "rebuild_for_size",
     "UNet2D",
+    "UNet3D",
 ]

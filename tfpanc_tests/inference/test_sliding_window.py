@@ -109,3 +109,29 @@ def test_full_size_volume_512x512x240_streamed_in_batches():
         acc.add(grid.extract(prob, slice(first, first + 16)), first)
     np.testing.assert_allclose(acc.result(), prob, atol=1e-5)
     assert time.perf_counter() - t < 300
+
+
+def test_sliding_window_inference_batches_pads_and_averages():
+    from tfpanc.inference.sliding_window import sliding_window_inference
+
+    rng = np.random.default_rng(1)
+    vol = rng.integers(-200, 300, (20, 9, 6)).astype(np.int16)
+    seen = []
+
+    def network(batch):
+        seen.append(batch.shape)
+        assert batch.dtype == np.float32
+        return batch * 2.0
+
+    out = sliding_window_inference(network, vol, (8, 12, 4), overlap=0.5, batch_size=3, fill=-7.0,
+                                   transform=lambda b: b / 100.0)
+    # Windows along x every 4 voxels (4 of them), one along y (padded 9 -> 12), z at 0 and 2.
+    assert sum(s[0] for s in seen) == 4 * 1 * 2 and all(s[1:] == (8, 12, 4, 1) for s in seen)
+    assert max(s[0] for s in seen) <= 3
+    np.testing.assert_allclose(out, vol / 50.0, rtol=1e-5, atol=1e-5)  # the identity network, averaged
+
+    def padding_seen(batch):
+        assert (batch[:, :, 9:] == -7.0).all()  # past the volume's end: the fill, after the transform
+        return np.zeros(batch.shape[:4], np.float32)
+
+    sliding_window_inference(padding_seen, vol, (8, 12, 4), fill=-7.0, transform=lambda b: b / 100.0)
