@@ -112,7 +112,7 @@ class TwoStagePredictor:
     """
 
     @classmethod
-    def load(cls, run_dir, batch_size=2):
+    def load(cls, run_dir, batch_size=1):
         """The predictor of a finished ``--model_dir`` (``run.json`` with both stages)."""
         run = RunDir(run_dir)
         info = run.run_info()
@@ -121,7 +121,7 @@ class TwoStagePredictor:
         fine.load_weights(run.path / info["fine_weights"])
         return cls(coarse, fine, info, batch_size)
 
-    def __init__(self, coarse, fine, info, batch_size=2):
+    def __init__(self, coarse, fine, info, batch_size=1):
         self.coarse, self.fine, self.info = coarse, fine, info
         self.factor = int(info["decimation"])
         self.frame = tuple(info["coarse_frame"])
