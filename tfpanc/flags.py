@@ -67,7 +67,8 @@ def own_fields(config_class, base=None):
     return tuple(f.name for f in dataclasses.fields(config_class) if f.name not in base_names)
 
 
-def _kind(field):
+def flag_kind(field):
+    """The absl flag type of a :func:`setting` field: enum, bool, integer, float, string or list."""
     if field.metadata.get("choices"):
         return "enum"
     if field.metadata.get("kind"):
@@ -88,7 +89,7 @@ def define_flag(name, kind, default, help_text, choices, flag_values):
 
 def define_field_flag(field, flag_values, help_prefix=""):
     """Defines the absl flag of one config field."""
-    define_flag(field.name, _kind(field), field.default, help_prefix + field.metadata["help"],
+    define_flag(field.name, flag_kind(field), field.default, help_prefix + field.metadata["help"],
                 field.metadata.get("choices"), flag_values)
 
 

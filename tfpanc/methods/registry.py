@@ -96,7 +96,7 @@ def _own_settings(method, kind):
 
 
 def _same_kind(a, b):
-    return config_flags._kind(a) == config_flags._kind(b)
+    return config_flags.flag_kind(a) == config_flags.flag_kind(b)
 
 
 def register(method):
@@ -174,7 +174,7 @@ def define_method_flags(kind, flag_values):
         for _, f in entries:
             choices += [c for c in (f.metadata.get("choices") or ()) if c not in choices]
         help_text = "; ".join(f"{m}: {f.metadata['help']}" for m, f in entries)
-        config_flags.define_flag(name, config_flags._kind(first), first.default if same_default else None,
+        config_flags.define_flag(name, config_flags.flag_kind(first), first.default if same_default else None,
                                  help_text, choices or None, flag_values)
 
 
