@@ -30,29 +30,55 @@ from tfpanc.training.callbacks import RunLog
 from tfpanc.training.run_dir import RunDir
 
 
-def ensure_data(cfg, log):
-    """Makes and prepares a phantom cache at ``cfg.data_dir`` if asked to."""
+def _is_phantom_folder(folder):
+    import json
+
+    try:
+        return json.loads((folder / "dataset.json").read_text()).get("name") == "tfpanc-phantom"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def check_data(cfg):
+    """Refuses, before anything is written, a ``--data_dir`` that holds no cache and cannot get one.
+
+    Returns:
+        the folder a phantom would be generated into, or None when the cache exists.
+    """
     from tfpanc.data import cache as cache_lib
 
     data_dir = Path(cfg.data_dir)
     if (data_dir / cache_lib.CACHE_FILE).exists():
-        return
+        return None
     if cfg.phantom_cases <= 0:
         raise InputError(data_dir, "no tfpanc cache here: run python -m tfpanc.data.prepare, "
                          "or pass --phantom_cases=N to generate a phantom dataset")
+    raw = data_dir.with_name(data_dir.name + "_nifti")
+    if raw.exists() and (not raw.is_dir() or (any(raw.iterdir()) and not _is_phantom_folder(raw))):
+        # The phantom would overwrite case files there: only a folder it made may be reused.
+        raise InputError(raw, "exists and is not a tfpanc phantom folder; move it away or choose another "
+                         "--data_dir")
+    return raw
+
+
+def ensure_data(cfg, log):
+    """Makes and prepares a phantom cache at ``cfg.data_dir`` if asked to."""
+    raw = check_data(cfg)
+    if raw is None:
+        return
     from tfpanc.data import phantom, prepare
 
-    raw = data_dir.with_name(data_dir.name + "_nifti")
-    log(f"no cache at {data_dir}: generating {cfg.phantom_cases} phantom cases of shape "
+    log(f"no cache at {cfg.data_dir}: generating {cfg.phantom_cases} phantom cases of shape "
         f"{cfg.phantom_shape} into {raw}")
     phantom.write_dataset(raw, cfg.phantom_cases, cfg.phantom_shape, cfg.phantom_seed)
-    prepare.prepare("phantom", raw, data_dir, log=log)
+    prepare.prepare("phantom", raw, Path(cfg.data_dir), log=log)
 
 
 def run_training(method, cfg, log=None):
     """Trains ``cfg`` with ``method`` into ``cfg.model_dir``; returns the run.json record (or None)."""
     from tfpanc.training.fit import start_training
 
+    check_data(cfg)  # a user mistake ends here, before the run folder is made
     run = RunDir(cfg.model_dir)
     run.create(cfg.to_flagfile())
     log = log or RunLog(run.path / "train.log")

@@ -128,3 +128,16 @@ def test_flag_parse_errors_are_one_line_exit_2(tree, capsys):
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 2 and all(line.startswith("error: ") for line in lines), lines
     assert "no_such_flag" in lines[1]
+
+
+def test_train_never_writes_its_phantom_into_a_users_folder(tmp_path, capsys):
+    from tfpanc import train
+
+    (tmp_path / "data_nifti").mkdir()
+    (tmp_path / "data_nifti" / "pancreas_000.nii.gz").write_bytes(b"a user's scan")
+    argv = ["--method=cai", f"--data_dir={tmp_path / 'data'}", "--phantom_cases=4", f"--model_dir={tmp_path / 'r'}"]
+    assert cli.invoke(train.define_flags, train.main, argv) == 2
+    assert capsys.readouterr().err.strip().endswith("exists and is not a tfpanc phantom folder; move it away or "
+                                                    "choose another --data_dir")
+    assert (tmp_path / "data_nifti" / "pancreas_000.nii.gz").read_bytes() == b"a user's scan"
+    assert not (tmp_path / "r").exists()  # refused before the run folder was made
