@@ -61,9 +61,8 @@ def check_data(cfg):
     return raw
 
 
-def ensure_data(cfg, log):
-    """Makes and prepares a phantom cache at ``cfg.data_dir`` if asked to."""
-    raw = check_data(cfg)
+def ensure_data(cfg, log, raw):
+    """Makes and prepares a phantom cache at ``cfg.data_dir`` from :func:`check_data`'s folder ``raw``."""
     if raw is None:
         return
     from tfpanc.data import phantom, prepare
@@ -78,7 +77,7 @@ def run_training(method, cfg, log=None):
     """Trains ``cfg`` with ``method`` into ``cfg.model_dir``; returns the run.json record (or None)."""
     from tfpanc.training.fit import start_training
 
-    check_data(cfg)  # a user mistake ends here, before the run folder is made
+    raw = check_data(cfg)  # a user mistake ends here, before the run folder is made
     run = RunDir(cfg.model_dir)
     run.create(cfg.to_flagfile())
     log = log or RunLog(run.path / "train.log")
@@ -86,7 +85,7 @@ def run_training(method, cfg, log=None):
 
     log(f"tfpanc.train: method {method.name}, model {cfg.model}, run dir {run.path}, "
         f"Keras {keras.__version__} on {keras.backend.backend()}")
-    ensure_data(cfg, log)
+    ensure_data(cfg, log, raw)
     data = start_training(cfg, run.path)
     info = method.call("train", cfg, run, log, data)
     if info is None:

@@ -206,7 +206,6 @@ class TwoStagePredictor:
             out["probability"][...] = coarse_p / np.float32(3)
             out["probability"][local] += (probs[0] + probs[1]) / np.float32(3)
         if parts:
-            out["coarse_mask"] = coarse_up
             out["box1_mask"][local], out["box2_mask"][local] = masks
         spacing = spacing if spacing is not None else (1.0, 1.0, 1.0)
         out["summary"] = f"box 1 {format_box(box1, spacing)}, box 2 {format_box(box2, spacing)}"
