@@ -32,6 +32,10 @@ from tfpanc.result_files import write_json
 
 CACHE_FILE = "cache.json"
 SPLITS_FILE = "splits.json"
+# Caches derived from this one (resampled, decimated) by a method, made on first use: inside the
+# cache so that prepare --overwrite, which replaces the whole folder, drops them with the data they
+# came from.
+DERIVED_DIR = "derived"
 # np.load parses the .npy header with ast.literal_eval, which CPython 3.11 can
 # break when several threads parse at once ("AST constructor recursion depth
 # mismatch"), as tf.data's parallel map does: serialise the (cheap) opening.
@@ -44,7 +48,7 @@ def open_npy(path):
         return np.load(path, mmap_mode="r")
 
 
-def _atomic_save_npy(path, array):
+def atomic_save_npy(path, array):
     # Fortran order puts each axial slice [:, :, k] in contiguous pages, so an
     # axial sample maps one slice instead of touching the whole file (axial is
     # the view most methods train on; sagittal reads become the scattered ones).
@@ -123,9 +127,9 @@ def write_case(root, case_id, image, label, geometry, modality="ct", extra=None)
         label = (np.asarray(label) > 0).astype(np.uint8)
         if label.shape != image.shape:
             raise ValueError(f"case {case_id}: label shape {label.shape} != image shape {image.shape}")
-        _atomic_save_npy(folder / "label.npy", label)
+        atomic_save_npy(folder / "label.npy", label)
         meta.update(label_summary(label, geometry.spacing))
-    _atomic_save_npy(folder / "image.npy", image)
+    atomic_save_npy(folder / "image.npy", image)
     meta.update(extra or {})
     # meta.json last: a case counts as present only once it is complete.
     write_json(folder / "meta.json", meta)

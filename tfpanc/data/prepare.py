@@ -40,7 +40,7 @@ from tfpanc.errors import InputError
 from tfpanc.output_paths import holds_only, refuse_overlap
 
 # What a cache folder holds: the only entries --overwrite may delete with it.
-CACHE_ENTRIES = (cache_lib.CACHE_FILE, cache_lib.SPLITS_FILE, "cases")
+CACHE_ENTRIES = (cache_lib.CACHE_FILE, cache_lib.SPLITS_FILE, "cases", cache_lib.DERIVED_DIR)
 
 
 def define_flags(fv):

@@ -7,8 +7,10 @@ only it).
 * :class:`PatchSampler`: fixed-size patches, a ``positive_fraction`` of them
   pancreas-centred (a pancreas voxel drawn uniformly, placed at a uniformly
   drawn position inside the patch, as nnU-Net does), the rest uniform over
-  the volume or over the pancreas box plus ``roi_margin`` (the multitask
-  paper's C2 stage). A volume smaller than the patch is centred and padded,
+  the volume, over the pancreas box plus ``roi_margin`` (the two-stage
+  paper's fine stage) or over a region of ``roi_size`` centred on the
+  pancreas box (the multitask paper's C2 stage, which sees at test time the
+  region centred on C1's box). A volume smaller than the patch is centred and padded,
   so ``patch_size`` >= the volume gives whole (e.g. 1/4-resolution) volumes.
 * :class:`BoxCropSampler3D`: the 3D pancreas box plus margins (random per
   side or fixed; the two-stage paper's fine stage uses 10 voxels), zoomed or
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfpanc.data.boxes import as_box, expand_box
+from tfpanc.data.boxes import as_box, box_center, centered_box, expand_box
 from tfpanc.data.preprocess import resize, resize_label
 from tfpanc.data.sampler_base import FLOAT, Sampler, crop_transform, draw_margins, fit_to_size
 
@@ -38,6 +40,9 @@ class PatchSampler(Sampler):
             voxel (cases without pancreas are skipped for those).
         roi_margin: None (uniform patches anywhere in the volume) or voxels
             around the pancreas box that uniform patches are drawn within.
+        roi_size: or ``(rx, ry, rz)``: uniform patches are drawn within the
+            region of this size centred on the pancreas box (clipped to the
+            volume).
 
     Outputs ``image (px, py, pz, 1)``, ``mask (px, py, pz, 1)``.
 
@@ -48,16 +53,29 @@ class PatchSampler(Sampler):
     """
 
     def __init__(self, cache, case_ids, patch_size, positive_fraction=0.5, roi_margin=None, seed=0,
-                 normalizer=None):
+                 normalizer=None, roi_size=None):
         super().__init__(cache, case_ids, seed, normalizer)
         self.patch_size = tuple(int(p) for p in patch_size)
         if len(self.patch_size) != 3 or min(self.patch_size) < 1:
             raise ValueError(f"patch_size must be three positive ints, got {patch_size}")
         self.positive_fraction = float(positive_fraction)
+        if roi_margin is not None and roi_size is not None:
+            raise ValueError("give roi_margin or roi_size, not both")
         self.roi_margin = roi_margin
+        self.roi_size = None if roi_size is None else tuple(int(r) for r in roi_size)
         self.with_pancreas = _labelled_with_pancreas(self.metas)
-        if (self.positive_fraction > 0 or roi_margin is not None) and not self.with_pancreas:
+        if (self.positive_fraction > 0 or self._in_roi) and not self.with_pancreas:
             raise ValueError("none of these cases holds pancreas; use positive_fraction=0")
+
+    @property
+    def _in_roi(self):
+        return self.roi_margin is not None or self.roi_size is not None
+
+    def _roi(self, c, shape):
+        box = as_box(self.metas[c]["pancreas_box"])
+        if self.roi_size is not None:
+            return centered_box(box_center(box), self.roi_size, shape=shape)
+        return expand_box(box, self.roi_margin, shape=shape)
 
     def _pancreas_voxel(self, c, case, rng):
         # An axial slice drawn with probability proportional to its pancreas
@@ -84,7 +102,7 @@ class PatchSampler(Sampler):
 
     def _make(self, rng):
         positive = bool(self.with_pancreas) and rng.random() < self.positive_fraction
-        pool = self.with_pancreas if (positive or self.roi_margin is not None) else range(len(self.case_ids))
+        pool = self.with_pancreas if (positive or self._in_roi) else range(len(self.case_ids))
         c = int(pool[int(rng.integers(len(pool)))])
         shape = self._shape(c)
         p = np.asarray(self.patch_size)
@@ -93,8 +111,8 @@ class PatchSampler(Sampler):
         if positive:
             voxel = self._pancreas_voxel(c, case, rng)
             start = self._start(voxel - p + 1, voxel, shape, rng)
-        elif self.roi_margin is not None:
-            roi = expand_box(self.metas[c]["pancreas_box"], self.roi_margin, shape=shape)
+        elif self._in_roi:
+            roi = self._roi(c, shape)
             start = self._start(roi[:, 0], roi[:, 1] - p, shape, rng)
         else:
             start = self._start(np.zeros(3, np.int64), np.asarray(shape) - p, shape, rng)

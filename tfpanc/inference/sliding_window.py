@@ -168,13 +168,13 @@ class PatchAccumulator:
 
 
 def sliding_window_inference(predict_fn, volume, patch_size, overlap=0.5, batch_size=2, fill=0.0,
-                             weighting="gaussian", transform=None):
+                             weighting="gaussian", transform=None, stride=None):
     """A 3D network over a whole volume, window by window, averaged (MONAI's name and idea).
 
     Args:
         predict_fn: maps a float32 batch ``(B, px, py, pz, 1)`` to
             probabilities of the same spatial shape (a trailing channel of 1
-            is dropped).
+            is dropped; more channels are averaged each on its own).
         volume: ``[x, y, z]`` array (raw when ``transform`` normalises each batch).
         patch_size: ``(px, py, pz)``, what the network takes.
         overlap: fraction of a window shared with the next (stride
@@ -184,9 +184,12 @@ def sliding_window_inference(predict_fn, volume, patch_size, overlap=0.5, batch_
             once ``transform`` is applied, so it is applied after padding).
         weighting: ``"gaussian"`` (nnU-Net) or ``"constant"``.
         transform: applied to each batch of raw windows (e.g. the HU window).
+        stride: voxels per step, one number or three; overrides ``overlap``
+            (the multitask paper's fixed 4x16x16 step).
 
     Returns:
-        float32 probabilities of ``volume``'s shape.
+        float32 probabilities of ``volume``'s shape (plus the channel axis of
+        a multi-channel ``predict_fn``).
 
     Example:
     >>> vol = np.random.default_rng(0).random((10, 9, 7)).astype("float32")
@@ -196,11 +199,16 @@ def sliding_window_inference(predict_fn, volume, patch_size, overlap=0.5, batch_
     >>> small = sliding_window_inference(lambda b: b + 0 * b.mean(), vol[:3], (4, 4, 4), fill=-1.0)
     >>> bool(np.allclose(small, vol[:3], atol=1e-6))
     True
+    >>> two = sliding_window_inference(lambda b: np.concatenate([b, 2 * b], -1), vol, (4, 4, 4),
+    ...                                stride=(2, 2, 1), weighting="constant")
+    >>> two.shape, bool(np.allclose(two[..., 1], 2 * vol, atol=1e-5))
+    ((10, 9, 7, 2), True)
     """
     patch_size = tuple(int(p) for p in patch_size)
-    stride = tuple(max(1, int(round(p * (1.0 - overlap)))) for p in patch_size)
+    if stride is None:
+        stride = tuple(max(1, int(round(p * (1.0 - overlap)))) for p in patch_size)
     grid = PatchGrid(volume.shape[:3], patch_size, stride)
-    acc = grid.accumulator((), weighting)
+    acc = None
     for first in range(0, len(grid), batch_size):
         batch = np.asarray(grid.extract(volume, slice(first, first + batch_size)), np.float32)
         if transform is not None:
@@ -214,5 +222,9 @@ def sliding_window_inference(predict_fn, volume, patch_size, overlap=0.5, batch_
                     index[axis + 1] = slice(inside, None)
                     batch[tuple(index)] = fill
         out = np.asarray(predict_fn(batch[..., None]), np.float32)
-        acc.add(out[..., 0] if out.ndim == 5 else out, first)
+        if out.ndim == 5 and out.shape[-1] == 1:
+            out = out[..., 0]
+        if acc is None:  # the channels are known once the network has answered
+            acc = grid.accumulator(out.shape[4:], weighting)
+        acc.add(out, first)
     return acc.result()

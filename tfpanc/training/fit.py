@@ -112,8 +112,12 @@ def _tensorboard(log_dir):
 
 
 def fit_phase(cfg, run, log, phase, model, loss, learning_rate, data, epochs, extra=None, val=None,
-              callbacks=()):
+              callbacks=(), optimizer=None):
     """Trains one named phase, or loads its weights when it finished before.
+
+    ``optimizer``: ``(learning_rate, epochs, steps_per_epoch) -> keras optimizer``
+    for a paper's own optimiser and schedule; default Adam with
+    :func:`learning_rate_schedule`.
 
     Returns:
         the number of epochs run, or None when the phase was already done.
@@ -127,8 +131,11 @@ def fit_phase(cfg, run, log, phase, model, loss, learning_rate, data, epochs, ex
         run.mark_done(phase, epochs=0)
         return 0
     compile_args = {"jit_compile": cfg.jit_compile} if keras.backend.backend() == "tensorflow" else {}
-    schedule = learning_rate_schedule(learning_rate, epochs, cfg.steps_per_epoch)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, **compile_args)
+    if optimizer is None:
+        opt = keras.optimizers.Adam(learning_rate_schedule(learning_rate, epochs, cfg.steps_per_epoch))
+    else:
+        opt = optimizer(learning_rate, epochs, cfg.steps_per_epoch)
+    model.compile(optimizer=opt, loss=loss, **compile_args)
     backup = run.backup_dir(phase)
     if backup.exists():
         log(f"{phase}: resuming from the backup in {backup}")

@@ -34,3 +34,49 @@ def test_input_multiple_is_checked():
         UNet3D(depth=3, filters=2, input_shape=(12, 16, 16, 1))
     with pytest.raises(ValueError, match="norm"):
         UNet3D(norm="layer")
+
+
+def test_c1_configuration_through_the_harness():
+    # The multitask paper's C1: one conv per block, no normalisation, Xavier initialisation.
+    x = np.random.default_rng(0).random((2, 8, 8, 4, 1)).astype("float32")
+    # The harness expects float16 outputs under mixed_float16; the logits layer is float32 by design.
+    run_model_test(UNet3D, {"depth": 2, "filters": 4, "norm": "none", "convs": 1, "max_filters": 8,
+                            "kernel_initializer": "glorot_uniform", "name": "c1"}, x, (2, 8, 8, 4, 1),
+                   skip={"mixed_precision": "float32 logits by design"})
+
+
+def test_norm_none_has_no_normalisation_and_biased_convs():
+    model = UNet3D(depth=2, filters=2, norm="none")
+    norms = [layer.name for layer in model.layers
+             if isinstance(layer, (keras.layers.BatchNormalization, keras.layers.GroupNormalization))]
+    assert norms == []
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv3D)]
+    assert convs and all(layer.use_bias for layer in convs)
+    normed = UNet3D(depth=2, filters=2, norm="group")
+    assert not normed.get_layer("down0_conv1").use_bias
+
+
+def test_one_conv_per_block_halves_the_convs():
+    def block_convs(model):
+        return sorted(layer.name for layer in model.layers
+                      if isinstance(layer, keras.layers.Conv3D) and layer.kernel_size == (3, 3, 3))
+
+    two, one = block_convs(UNet3D(depth=2, filters=2)), block_convs(UNet3D(depth=2, filters=2, convs=1))
+    assert len(two) == 2 * len(one) == 10
+    assert all(name.endswith("_conv1") for name in one)
+    with pytest.raises(ValueError, match="convs"):
+        UNet3D(convs=3)
+
+
+def test_kernel_initializer_reaches_every_kernel_and_the_config():
+    model = UNet3D(depth=1, filters=2, kernel_initializer="glorot_uniform")
+    kernels = [layer for layer in model.layers if hasattr(layer, "kernel_initializer")]
+    assert kernels and all(isinstance(layer.kernel_initializer, keras.initializers.GlorotUniform)
+                           for layer in kernels)
+    assert isinstance(UNet3D(depth=1, filters=2).get_layer("logits").kernel_initializer,
+                      keras.initializers.HeNormal)
+    config = model.get_config()
+    assert config["kernel_initializer"] == "glorot_uniform" and config["convs"] == 2
+    assert UNet3D.from_config(config).kernel_initializer == "glorot_uniform"
+    with pytest.raises(ValueError, match="kernel_initializer"):
+        UNet3D(kernel_initializer="xavier")

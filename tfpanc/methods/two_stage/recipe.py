@@ -36,10 +36,9 @@ import dataclasses
 import numpy as np
 
 from tfpanc.data.boxes import as_box, expand_box
-from tfpanc.data.cache import CaseCache, write_case, write_index
+from tfpanc.data.derived_cache import decimated_cache
 from tfpanc.data.intensity import IntensityNormalizer
-from tfpanc.data.io import Geometry
-from tfpanc.data.preprocess import decimate_image, decimate_label, round_up
+from tfpanc.data.preprocess import round_up
 from tfpanc.data.sampling3d import PatchSampler
 from tfpanc.errors import InputError
 from tfpanc.flags import RUN_ONLY_SETTINGS
@@ -59,25 +58,6 @@ OTHER_STAGE_FLAGS = {"coarse": _FINE_FLAGS, "fine": _COARSE_FLAGS}
 def build_model(info):
     """The 3D U-Net of a run's ``run.json`` (or of a config's fields)."""
     return UNet3D(depth=info["depth"], filters=info["filters"], norm=info["norm"])
-
-
-def decimated_cache(cache, case_ids, factor, root, log=print):
-    """A case cache of ``case_ids`` decimated by ``factor`` under ``root`` (made once, then reused)."""
-    root.mkdir(parents=True, exist_ok=True)
-    done = CaseCache(root).case_ids if (root / "cache.json").exists() else []
-    missing = [c for c in case_ids if c not in done]
-    for cid in missing:
-        case = cache.case(cid)
-        image = decimate_image(np.asarray(case.image), factor)
-        if cache.modality == "ct":
-            image = np.round(image).astype(np.int16)
-        label = None if case.label is None else decimate_label(np.asarray(case.label), factor)
-        spacing = tuple(float(s) * factor for s in case.spacing)
-        write_case(root, cid, image, label, Geometry.from_spacing(image.shape, spacing), cache.modality)
-    if missing:
-        log(f"coarse: decimated {len(missing)} cases by {factor} into {root}")
-        write_index(root, "decimated", sorted(set(done) | set(case_ids)), cache.modality, cache.root)
-    return CaseCache(root)
 
 
 def coarse_frame(cache, case_ids, depth):
