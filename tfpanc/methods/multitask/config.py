@@ -124,10 +124,10 @@ class MultitaskConfig(SharedConfig):
     crf: bool = setting(True, "3D fully connected CRF on C2's probabilities (Sec. II-C).")
     crf_iterations: int = setting(5, "Mean-field iterations of the CRF.")
     crf_w1: float = setting(3.0, "Weight w1 of the smoothness kernel.")
-    crf_sigma_alpha: tuple = setting((3.0, 3.0, 3.0), "Smoothness kernel sigma_alpha x,y,z in mm.")
-    crf_w2: float = setting(5.0, "Weight w2 of the appearance kernel.")
-    crf_sigma_beta: tuple = setting((20.0, 20.0, 20.0), "Appearance kernel sigma_beta x,y,z in mm.")
-    crf_sigma_gamma: float = setting(20.0, "Appearance kernel intensity sigma_gamma in HU.")
+    crf_sigma_alpha: tuple = setting((1.0, 1.0, 1.0), "Smoothness kernel sigma_alpha x,y,z in mm.")
+    crf_w2: float = setting(1.0, "Weight w2 of the appearance kernel.")
+    crf_sigma_beta: tuple = setting((5.0, 5.0, 5.0), "Appearance kernel sigma_beta x,y,z in mm.")
+    crf_sigma_gamma: float = setting(10.0, "Appearance kernel intensity sigma_gamma in HU.")
 
     def __post_init__(self):
         for name, kind in (("spacing", float), ("c1_patch", int), ("patch", int), ("region", int),

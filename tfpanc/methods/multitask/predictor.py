@@ -28,6 +28,7 @@ import time
 
 import numpy as np
 from scipy import ndimage
+from scipy.special import expit
 
 from tfpanc.data.boxes import box_center, box_from_mask, box_slices, centered_box, clip_box, crop
 from tfpanc.data.preprocess import decimate_image, largest_component, upsample
@@ -83,18 +84,15 @@ class MultitaskPredictor:
                                            for k, v in info["crf_settings"].items()})
         self.window_batch = int(window_batch)
         self.normalizer = MeanMaxNormalizer()
+        self._c1_forward, self._c2_forward = _forward(c1), _forward(c2)
 
     def _c1_probability(self, batch):
-        from keras import ops
-
-        return ops.convert_to_numpy(ops.sigmoid(self.c1(batch, training=False)))
+        return expit(self._c1_forward(batch))
 
     def _c2_outputs(self, batch):
-        from keras import ops
-
-        out = self.c2(batch, training=False)
-        seg = ops.sigmoid(out[..., :1])
-        return ops.convert_to_numpy(ops.concatenate([seg, out[..., 1:]], axis=-1) if out.shape[-1] > 1 else seg)
+        out = np.array(self._c2_forward(batch), np.float32)
+        out[..., 0] = expit(out[..., 0])
+        return out
 
     def c1_mask(self, image):
         """C1's cleaned mask on the crop's grid (bool), or None."""
@@ -189,6 +187,17 @@ class MultitaskPredictor:
                           f"{out['windows']} windows, CRF {'on' if self.crf else 'off'}")
         out["seconds"] = time.time() - start
         return out
+
+
+def _forward(model):
+    """A compiled call of a Keras model (thousands of windows per volume), or any callable as it is."""
+    import keras
+
+    if isinstance(model, keras.Model):
+        from tfpanc.inference.compiled import compiled_forward
+
+        return compiled_forward(model)
+    return lambda batch: np.asarray(model(batch, training=False))
 
 
 def _window_count(shape, patch, step):

@@ -289,6 +289,7 @@ def run_tables(model_dirs, variants=(), steps=(), output_dir=None, log=print, lo
 
     if not model_dirs:
         raise InputError("--model_dir", "is required")
+    model_dirs = [str(d) for d in model_dirs]
     steps = [parse_paper_size(s, "--steps") for s in (steps.split(",") if isinstance(steps, str) else steps)]
     groups = {"full": list(model_dirs), **parse_variants(variants)}
     infos = {d: run_info(d) for dirs in groups.values() for d in dirs}  # every run checked before any work

@@ -116,8 +116,8 @@ class Bright:
 
 INFO = {"spacing": [2.0, 2.0, 2.0], "body_threshold": -500.0, "c1_decimation": 2, "c1_patch": [8, 8, 8],
         "c1_opening": 1, "patch": [8, 8, 8], "region": [24, 24, 16], "step": [4, 4, 4], "weighting": "constant",
-        "crf": True, "crf_settings": {"iterations": 3, "w1": 3.0, "sigma_alpha_mm": [3.0, 3.0, 3.0], "w2": 5.0,
-                                      "sigma_beta_mm": [20.0, 20.0, 20.0], "sigma_gamma": 20.0}}
+        "crf": True, "crf_settings": {"iterations": 3, "w1": 3.0, "sigma_alpha_mm": [1.0, 1.0, 1.0], "w2": 1.0,
+                                      "sigma_beta_mm": [5.0, 5.0, 5.0], "sigma_gamma": 10.0}}
 
 
 def _scan(shape=(60, 56, 30), centre=(26, 30, 15), radii=(14, 11, 8), spacing=(1.0, 1.0, 1.5)):
@@ -169,3 +169,30 @@ def test_grid_map_back_equals_pasting_and_resizing_the_whole_volume():
     full[7:15, 2:11, 6:17] = values  # crop start + part box
     expected = resize(full, (37, 29, 11))[0]
     np.testing.assert_allclose(grid.to_original(values, box=part_box), expected, atol=1e-6)
+
+
+def test_tables_with_a_step_sweep_on_the_trained_run(trained, tmp_path):
+    from tfpanc.methods.multitask.tables import run_tables
+
+    _, _, run, _, _ = trained
+    lines = []
+    record = run_tables([run.path], variants=[f"no_dense:{run.path}"], steps="4x4x4,8x8x8",
+                        output_dir=tmp_path / "t", log=lines.append)
+    coarse, fine = {e["step"]: e for e in record["steps"]}["8x8x8"], {e["step"]: e for e in record["steps"]}["4x4x4"]
+    assert fine["windows"] > coarse["windows"] and fine["n"] == coarse["n"] == 1
+    assert {"fig9_steps.png", "fig11_dense.png"} <= set(record["figures"])
+    assert (tmp_path / "t" / "fig9_steps.png").stat().st_size > 1000
+    assert record["ttests"][0]["p"] is None  # one held-out case: no t-test, and it says so
+    assert any("too few for a t-test" in line for line in lines)
+
+
+@pytest.mark.realdata
+def test_predict_a_real_ct_on_its_own_grid(trained, realdata, tmp_path, capsys):
+    _, _, run, _, _ = trained
+    ct = realdata / "totalsegmentator_s0009" / "ct.nii.gz"
+    argv = [f"--model_dir={run.path}", f"--input={ct}", f"--output={tmp_path / 'mask.nii.gz'}", "--nocrf"]
+    assert cli.invoke(predict.define_flags, predict.main, argv) == 0, capsys.readouterr().err
+    assert "mL" in capsys.readouterr().out
+    src, mask = nib.load(str(ct)), nib.load(str(tmp_path / "mask.nii.gz"))
+    assert mask.shape == src.shape
+    np.testing.assert_allclose(mask.affine, src.affine, atol=1e-4)

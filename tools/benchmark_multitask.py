@@ -1,0 +1,120 @@
+r"""Seconds and peak memory of multitask prediction per volume, part by part, and the window loop's cost.
+
+Builds C1 and C2 with random weights at the widths of
+``configs/multitask/paper.cfg`` (C1: 3D U-Net, 3 poolings, 32 channels; C2:
+multitask dense 3D U-Net, 5 levels, 16 channels + growth 8, patch
+16x64x64 = 64,64,16) and a synthetic CT of ``--size`` x ``--size`` x
+``--depth`` at 0.8 x 0.8 x 1.5 mm (an abdomen-sized body of soft tissue with
+a pancreas-sized bright ellipsoid), then times the predictor's parts on it:
+resampling to 1 mm and the body crop, C1 on the 1/4 volume, C2's sliding
+window over the 128x224x224 region at ``--step`` (paper 4x16x16), the 3D
+dense CRF, and the paste back onto the input grid. Random weights give a
+random C1 mask, so C1 runs (and is timed) but the region is centred on the
+ellipsoid, as a trained model's would be. Peak RSS is the process's
+high-water mark.
+
+Then the window loop's overhead: C2's compiled forward alone on one batch
+of windows (windows per second of the network) against the sliding
+window's windows per second (cutting, normalising, averaging included).
+Usage::
+
+    python tools/benchmark_multitask.py                          # 512x512x240, step 4x16x16, this CPU
+    python tools/benchmark_multitask.py --step=8x32x32           # the paper's coarsest step
+    KERAS_BACKEND=jax python tools/benchmark_multitask.py        # JAX (the GPU when present)
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from bench_util import compiled_forward, peak_rss_mib
+
+
+def synthetic_ct(shape):
+    """(int16 HU volume, bool pancreas) of an abdomen-like scan (air, body, bright pancreas)."""
+    x, y, z = np.meshgrid(*[np.linspace(-1, 1, n, dtype=np.float32) for n in shape], indexing="ij", sparse=True)
+    body = (x / 0.85) ** 2 + (y / 0.65) ** 2 <= 1
+    pancreas = ((x - 0.1) / 0.22) ** 2 + ((y + 0.05) / 0.08) ** 2 + (z / 0.25) ** 2 <= 1
+    image = np.where(body, np.int16(40), np.int16(-1000)) * np.ones(shape, np.int16)
+    image[np.broadcast_to(pancreas, shape)] = 110
+    return image, np.broadcast_to(pancreas, shape).copy()
+
+
+def build_predictor(args):
+    import keras
+
+    from tfpanc.methods.multitask.config import MultitaskConfig
+    from tfpanc.methods.multitask.predictor import MultitaskPredictor
+    from tfpanc.methods.multitask.recipe import build_c1, build_c2, c1_model_config, c2_model_config
+
+    keras.utils.set_random_seed(0)
+    cfg = MultitaskConfig(filters=args.filters, growth=args.growth, step=args.step, model_dir="unused")
+    info = {"spacing": list(cfg.spacing), "body_threshold": cfg.body_threshold, "c1_decimation": cfg.c1_decimation,
+            "c1_patch": list(cfg.c1_patch), "c1_opening": cfg.c1_opening, "patch": list(cfg.patch),
+            "region": list(cfg.region), "step": list(cfg.step), "weighting": cfg.weighting, "crf": True,
+            "crf_settings": {k: getattr(cfg.crf_settings(), k) for k in
+                             ("iterations", "w1", "sigma_alpha_mm", "w2", "sigma_beta_mm", "sigma_gamma")}}
+    c2 = build_c2(c2_model_config(cfg))
+    return MultitaskPredictor(build_c1(c1_model_config(cfg)), c2, info, window_batch=args.window_batch), c2, cfg
+
+
+def main():
+    from tfpanc.methods.multitask.config import paper_label, parse_paper_size
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--depth", type=int, default=240, help="slices of the volume")
+    parser.add_argument("--step", type=lambda s: parse_paper_size(s, "--step"), default=(16, 16, 4),
+                        help="C2 step DxHxW (the paper's order), default 4x16x16")
+    parser.add_argument("--filters", type=int, default=16)
+    parser.add_argument("--growth", type=int, default=8)
+    parser.add_argument("--window_batch", type=int, default=16)
+    args = parser.parse_args()
+    import keras
+
+    from tfpanc.methods.multitask.preprocess import label_to_model_grid, to_model_grid
+
+    shape, spacing = (args.size, args.size, args.depth), (0.8, 0.8, 1.5)
+    image, label = synthetic_ct(shape)
+    predictor, c2, cfg = build_predictor(args)
+    _, grid = to_model_grid(image, spacing, cfg.spacing, cfg.body_threshold)
+    truth = label_to_model_grid(label, grid).astype(bool)
+    real_c1 = predictor.c1_mask
+    c1_seconds = {}
+
+    def c1_mask(crop_image):  # the network runs; the region comes from the ellipsoid
+        t = time.perf_counter()
+        real_c1(crop_image)
+        c1_seconds["c1"] = time.perf_counter() - t
+        return truth
+
+    predictor.c1_mask = c1_mask
+    # Compile both networks outside the timing.
+    predictor._c1_forward(np.zeros((4,) + cfg.c1_patch + (1,), np.float32))
+    predictor._c2_forward(np.zeros((args.window_batch,) + cfg.patch + (1,), np.float32))
+    start = time.perf_counter()
+    out = predictor(image, spacing=spacing)
+    total = time.perf_counter() - start
+    parts = dict(out["seconds_by_part"], c1=c1_seconds["c1"])
+    print(f"multitask predict on {'x'.join(map(str, shape))} at 0.8 x 0.8 x 1.5 mm ({keras.backend.backend()}, "
+          f"C2 {cfg.filters} channels + growth {cfg.growth}, patch {paper_label(cfg.patch)}, step "
+          f"{paper_label(cfg.step)}, {out['windows']} windows of {args.window_batch} a call):")
+    print("  " + ", ".join(f"{k} {v:.1f} s" for k, v in parts.items()) + f"; total {total:.1f} s per volume; "
+          f"peak RSS {peak_rss_mib():.0f} MiB")
+    forward = compiled_forward(c2)
+    batch = np.random.default_rng(0).standard_normal((args.window_batch,) + cfg.patch + (1,)).astype(np.float32)
+    forward(batch)
+    reps = 3
+    t = time.perf_counter()
+    for _ in range(reps):
+        forward(batch)
+    network = reps * args.window_batch / (time.perf_counter() - t)
+    loop = out["windows"] / parts["sliding_window"]
+    print(f"  C2 network alone {network:.1f} windows/s, sliding window {loop:.1f} windows/s: the loop around "
+          f"the network costs {100 * max(0.0, 1 - loop / network):.0f}% of the sliding-window time")
+
+
+if __name__ == "__main__":
+    main()
