@@ -65,3 +65,13 @@ def write_csv_rows(path, rows, columns=None):
     writer.writeheader()
     writer.writerows(rows)
     write_text(path, buf.getvalue())
+
+
+def write_eval_tables(out_dir, cases, table):
+    """A method's held-out evaluation: ``per_case.csv``, ``tables.csv`` (pooled rows) and
+    ``tables.json`` (``{"rows": table, "cases": cases}``, what the tables commands read back)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_csv_rows(out_dir / "per_case.csv", cases)
+    write_csv_rows(out_dir / "tables.csv", table)
+    write_json(out_dir / "tables.json", {"rows": table, "cases": cases})

@@ -114,6 +114,8 @@ def test_overwrite_replaces_a_cache_and_only_a_cache(tree, capsys):
     assert cli.invoke(*PREPARE, args) == 0
     assert cli.invoke(*PREPARE, args) == 2  # exists, no --overwrite
     assert "a cache exists already" in capsys.readouterr().err
+    # A method's derived cache (made from this data on first use) is part of the cache: replaced with it.
+    (tree / "cache" / "derived" / "multitask_1x1x1mm").mkdir(parents=True)
     assert cli.invoke(*PREPARE, args + ["--overwrite"]) == 0
     assert sorted(p.name for p in (tree / "cache").iterdir()) == ["cache.json", "cases", "splits.json"]
     (tree / "cache" / "my_notes.txt").write_text("added by the user")

@@ -29,19 +29,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_util import peak_rss_mib
+from bench_util import peak_rss_mib, synthetic_ct
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def synthetic_ct(shape):
-    """(int16 HU volume, bool pancreas) of an abdomen-like scan."""
-    x, y, z = np.meshgrid(*[np.linspace(-1, 1, n, dtype=np.float32) for n in shape], indexing="ij", sparse=True)
-    body = (x / 0.85) ** 2 + (y / 0.65) ** 2 <= 1
-    pancreas = ((x - 0.1) / 0.22) ** 2 + ((y + 0.05) / 0.08) ** 2 + (z / 0.25) ** 2 <= 1
-    image = np.where(body, np.int16(40), np.int16(-1000)) * np.ones(shape, np.int16)
-    image[np.broadcast_to(pancreas, shape)] = 110
-    return image, np.broadcast_to(pancreas, shape).copy()
 
 
 def write_random_run(root, args, volume_shape):

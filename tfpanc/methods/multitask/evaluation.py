@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from tfpanc.metrics import dice, jaccard, precision, recall, summarize
-from tfpanc.result_files import write_csv_rows, write_json
+from tfpanc.result_files import write_eval_tables
 
 METRICS = (("dsc", "DSC", dice), ("jaccard", "JI", jaccard), ("precision", "precision", precision),
            ("recall", "recall", recall))
@@ -89,12 +89,8 @@ def evaluate_cases(predictor, cache, case_ids, log=print):
 
 def write_tables(out_dir, cases, log=print, title="multitask"):
     """Writes ``per_case.csv``, ``tables.csv`` and ``tables.json``; logs and returns the pooled rows."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     table = table_rows(cases)
-    write_csv_rows(out_dir / "per_case.csv", cases)
-    write_csv_rows(out_dir / "tables.csv", table)
-    write_json(out_dir / "tables.json", {"rows": table, "cases": cases})
+    write_eval_tables(out_dir, cases, table)
     covered = sum(1 for c in cases if c["region_recall"] >= 1.0)
     log(f"{title}, {len(cases)} cases (Table I, %):\n{format_rows(table)}\n"
         f"the region holds the whole pancreas in {covered} of {len(cases)} cases")

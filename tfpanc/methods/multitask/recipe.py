@@ -38,13 +38,12 @@ import keras
 from tfpanc.data.derived_cache import decimated_cache
 from tfpanc.data.sampling3d import PatchSampler
 from tfpanc.errors import InputError
-from tfpanc.flags import RUN_ONLY_SETTINGS
 from tfpanc.methods.multitask.config import STAGES
 from tfpanc.methods.multitask.losses import MultitaskLoss
 from tfpanc.methods.multitask.preprocess import MeanMaxNormalizer, derived_folder, model_grid_cache
 from tfpanc.methods.multitask.sampling import SkeletonPatchSampler
 from tfpanc.training.fit import fit_phase, fixed_samples, make_input
-from tfpanc.training.run_dir import RunDir
+from tfpanc.training.stages import train_stages
 
 VALIDATION_SAMPLES = 8
 INITIALIZER = "glorot_uniform"  # Xavier, Sec. III-C
@@ -169,20 +168,10 @@ def train(cfg, run, log, data):
         f"{cfg.region}, skeleton {'on' if cfg.skeleton else 'off'}, dense {'on' if cfg.dense else 'off'}, "
         f"feature consistency {'on' if cfg.feature_consistency else 'off'}, {cfg.optimizer}")
     volumes = model_grid_cache(cfg, data.cache, data.train_ids + data.val_ids, log)
-    stages = STAGES if cfg.stage == "all" else (cfg.stage,)
-    for stage in stages:
-        sub = RunDir(run.path / stage)
-        sub.create(cfg.to_flagfile(), ignored=RUN_ONLY_SETTINGS + ("stage",) + OTHER_STAGE_FLAGS[stage])
-        if (sub.path / "stage.json").exists() and sub.is_done(stage):
-            log(f"{stage}: finished in an earlier run; skipped")
-            continue
-        record = TRAINERS[stage](cfg, sub, lambda m, s=stage: log(f"[{s}] {m}"), data, volumes)
-        sub.write_json("stage.json", record)
-    missing = [s for s in STAGES if not (run.path / s / "stage.json").exists()]
-    if missing:
-        log(f"stage {', '.join(missing)} not trained yet; run.json is written once both stages exist")
+    records = train_stages(cfg, run, log, STAGES, TRAINERS, OTHER_STAGE_FLAGS, data, volumes)
+    if records is None:
         return None
-    c1, c2 = (RunDir(run.path / s).read_json("stage.json") for s in STAGES)
+    c1, c2 = records["c1"], records["c2"]
     keep = ("fold", "spacing", "body_threshold", "c1_decimation", "c1_patch", "c1_opening", "patch", "region",
             "step", "weighting", "threshold", "skeleton_sigma", "crf")
     record = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items() if k in keep}

@@ -19,7 +19,7 @@ import numpy as np
 from tfpanc.data.boxes import box_from_mask
 from tfpanc.methods.two_stage.predictor import TwoStagePredictor
 from tfpanc.metrics import box_iou, box_recall, dice, summarize
-from tfpanc.result_files import write_csv_rows, write_json
+from tfpanc.result_files import write_eval_tables
 
 # (key, the paper's name) in the order of its tables, then ours.
 COLUMNS = (("stage1_dsc", "Stage 1 DSC"), ("stage2_dsc", "Stage 2 DSC"),
@@ -78,12 +78,8 @@ def evaluate_cases(predictor, cache, case_ids, log=print):
 
 def write_tables(out_dir, rows, log=print, title="two_stage"):
     """Writes ``per_case.csv`` and ``tables.json``; logs and returns the pooled rows."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     table = table_rows(rows)
-    write_csv_rows(out_dir / "per_case.csv", rows)
-    write_csv_rows(out_dir / "tables.csv", table)
-    write_json(out_dir / "tables.json", {"rows": table, "cases": rows})
+    write_eval_tables(out_dir, rows, table)
     log(f"{title}, {len(rows)} cases (Tables 1 and 2, %):\n{format_rows(table)}")
     return table
 

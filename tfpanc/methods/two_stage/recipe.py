@@ -41,12 +41,11 @@ from tfpanc.data.intensity import IntensityNormalizer
 from tfpanc.data.preprocess import round_up
 from tfpanc.data.sampling3d import PatchSampler
 from tfpanc.errors import InputError
-from tfpanc.flags import RUN_ONLY_SETTINGS
 from tfpanc.methods.two_stage.config import STAGES
 from tfpanc.methods.two_stage.losses import DiceCenterLoss
 from tfpanc.models import UNet3D
 from tfpanc.training.fit import fit_phase, fixed_samples, make_input
-from tfpanc.training.run_dir import RunDir
+from tfpanc.training.stages import train_stages
 
 VALIDATION_SAMPLES = 4
 # Flags only one stage reads: changing them keeps the other stage's model.
@@ -135,22 +134,10 @@ def train(cfg, run, log, data):
     log(f"two_stage fold {cfg.fold}: {len(data.train_ids)} training cases, {len(data.val_ids)} validation "
         f"cases, {len(data.test_ids)} held-out cases, depth {cfg.depth}, {cfg.filters} filters, "
         f"{cfg.norm} norm, modality {data.cache.modality}")
-    stages = STAGES if cfg.stage == "all" else (cfg.stage,)
-    for stage in stages:
-        sub = RunDir(run.path / stage)
-        # Flags of the other stage may change without retraining this one.
-        sub.create(cfg.to_flagfile(), ignored=RUN_ONLY_SETTINGS + ("stage",) + OTHER_STAGE_FLAGS[stage])
-        if (sub.path / "stage.json").exists() and sub.is_done(stage):
-            log(f"{stage}: finished in an earlier run; skipped")
-            continue
-        record = TRAINERS[stage](cfg, sub, lambda m, s=stage: log(f"[{s}] {m}"), data, normalizer)
-        sub.write_json("stage.json", record)
-    missing = [s for s in STAGES if not (run.path / s / "stage.json").exists()]
-    if missing:
-        log(f"stage {', '.join(missing)} not trained yet; run.json is written once both stages exist")
+    records = train_stages(cfg, run, log, STAGES, TRAINERS, OTHER_STAGE_FLAGS, data, normalizer)
+    if records is None:
         return None
-    coarse = RunDir(run.path / "coarse").read_json("stage.json")
-    fine = RunDir(run.path / "fine").read_json("stage.json")
+    coarse, fine = records["coarse"], records["fine"]
     return {"model": cfg.model, "depth": cfg.depth, "filters": cfg.filters, "norm": cfg.norm,
             "modality": data.cache.modality, "window": list(cfg.window), "fold": cfg.fold,
             "data_dir": str(cfg.data_dir), "decimation": cfg.decimation, "threshold": cfg.threshold,
