@@ -152,6 +152,9 @@ def test_padding_and_window_helpers():
     assert region.tolist() == [[0, 16], [10, 30], [0, 6]]  # grown and kept inside; bigger axes kept
 
 
+# large: the tiny model's coarse box on a real 512x512 CT is most of the volume; its fine windows took
+# 545 s here while a training job shared the 2-core CPU (the multitask real-CT test stays in the default run).
+@pytest.mark.large
 @pytest.mark.realdata
 def test_predict_a_real_ct_on_its_own_grid(trained, realdata, tmp_path, capsys):
     _, _, run, _, _ = trained
