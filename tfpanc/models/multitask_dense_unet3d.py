@@ -1,4 +1,4 @@
-"""3-D multitask dense U-Net: C2 of "Cascaded multitask 3-D FCN with skeleton regression".
+"""3-D multitask dense U-Net: C2 of "Cascaded MultiTask 3-D Fully Convolutional Networks for Pancreas Segmentation".
 
 The paper (Sec. II-B, Fig. 3) gives the network in words; Fig. 3's widths
 and layer counts are not in the text. What it says, and how we read it:

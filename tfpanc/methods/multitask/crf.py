@@ -1,7 +1,7 @@
 """The 3D fully connected CRF that refines the multitask FCN's probability.
 
-Paper: "Cascaded multitask 3-D fully convolution networks for pancreas
-segmentation", Sec. II-C, Eqs. 5-11. The energy over voxel labels S is
+Paper: "Cascaded MultiTask 3-D Fully Convolutional Networks for Pancreas
+Segmentation", Sec. II-C, Eqs. 5-11. The energy over voxel labels S is
 
 * unary (Eq. 6): ``psi_u(S_i) = -log P(S_i | I)``, P the network's softmax;
 * pairwise (Eqs. 7-9): Potts compatibility ``mu(S_i, S_j) = [S_i != S_j]``

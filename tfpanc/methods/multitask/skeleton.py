@@ -1,7 +1,7 @@
 """The skeleton regression target of the multitask 3D FCN.
 
-Paper: "Cascaded multitask 3-D fully convolution networks for pancreas
-segmentation", Sec. II-B-1: the second task regresses the pancreas
+Paper: "Cascaded MultiTask 3-D Fully Convolutional Networks for Pancreas
+Segmentation", Sec. II-B-1: the second task regresses the pancreas
 skeleton, "obtained by morphological operation, followed by smoothing with
 a Gaussian filter". Our readings of that sentence:
 
