@@ -30,7 +30,7 @@ from absl import flags
 
 from tfpanc import cli
 from tfpanc.errors import InputError
-from tfpanc.methods.multitask.config import paper_label, parse_paper_size
+from tfpanc.methods.multitask.config import from_paper_order, paper_label, parse_paper_size
 from tfpanc.methods.multitask.evaluation import METRICS, table_rows
 
 # The paper's NIH results (shared/reference/paper_results.json, "multitask"), by our row groups:
@@ -202,8 +202,8 @@ def step_sweep(run_dirs, steps, log=print, load_predictor=_load, load_cache=None
     Returns:
         one entry per step: ``step`` (``DxHxW``), ``n``, ``dsc`` (mean, std,
         min, max in %), mean ``seconds``, ``seconds_sliding_window`` and
-        ``windows`` per volume, ``ratio`` (sliding-window seconds over those of
-        4x16x16, None without it), the paper's ``paper_seconds`` and
+        ``windows`` per volume, ``ratio`` (sliding-window seconds over those of the runs' own step,
+        the paper's 4x16x16 by default; None without it), the paper's ``paper_seconds`` and
         ``paper_ratio``, and the per-case ``cases``.
     """
     from tfpanc.metrics import summarize
@@ -237,7 +237,9 @@ def step_sweep(run_dirs, steps, log=print, load_predictor=_load, load_cache=None
                               for k in ("mean", "std", "min", "max")},
                       **{k: s[k]["mean"] for k in ("seconds", "seconds_sliding_window", "windows")},
                       "paper_seconds": PAPER_STEP_SECONDS.get(label), "cases": cases})
-    ref = next((e for e in sweep if e["step"] == REFERENCE_STEP), None)
+    # Our ratios are over the runs' own step (the paper's 4x16x16 at 1 mm; phantom runs scale it).
+    own = paper_label(infos[run_dirs[0]].get("step") or from_paper_order((4, 16, 16))) if run_dirs else REFERENCE_STEP
+    ref = next((e for e in sweep if e["step"] == own), None)
     for e in sweep:
         e["ratio"] = (e["seconds_sliding_window"] / ref["seconds_sliding_window"]
                       if ref and ref["seconds_sliding_window"] else None)
@@ -259,7 +261,8 @@ def format_steps(sweep):
                      f"{num(e['seconds'], '9.2f')} {num(e['seconds_sliding_window'], '9.2f')} "
                      f"{num(e['windows'], '8.1f')} {num(e['ratio'], '6.2f')} | {num(e['paper_seconds'], '8.2f')} "
                      f"{num(e['paper_ratio'], '6.2f')}")
-    return "\n".join(lines) + f"\n(ratios: sliding-window seconds over those of {REFERENCE_STEP})"
+    return "\n".join(lines) + ("\n(ours: sliding-window seconds over those of the runs' own step; the "
+                                f"paper's: over {REFERENCE_STEP})")
 
 
 def parse_variants(texts):
