@@ -121,6 +121,22 @@ def config_from_flags(config_class, flag_values):
     return config_class(**values)
 
 
+def positive_triple(name, values, kind=int):
+    """``values`` as a tuple of 3 positive ``kind``; InputError naming ``--name`` otherwise.
+
+    Example:
+    >>> positive_triple("patch", ["64", "64", "16"])
+    (64, 64, 16)
+    """
+    try:
+        out = tuple(kind(v) for v in values)
+    except (TypeError, ValueError):
+        out = ()
+    if len(out) != 3 or min(out) <= 0:
+        raise InputError(f"--{name}", f"expected 3 positive numbers x,y,z, got {','.join(map(str, values))}")
+    return out
+
+
 def check_positive(cfg, names):
     for name in names:
         if getattr(cfg, name) < 1:

@@ -37,15 +37,12 @@ def build_predictor(args):
 
     from tfpanc.methods.multitask.config import MultitaskConfig
     from tfpanc.methods.multitask.predictor import MultitaskPredictor
-    from tfpanc.methods.multitask.recipe import build_c1, build_c2, c1_model_config, c2_model_config
+    from tfpanc.methods.multitask.recipe import (build_c1, build_c2, c1_model_config, c2_model_config,
+                                                 prediction_record)
 
     keras.utils.set_random_seed(0)
     cfg = MultitaskConfig(filters=args.filters, growth=args.growth, step=args.step, model_dir="unused")
-    info = {"spacing": list(cfg.spacing), "body_threshold": cfg.body_threshold, "c1_decimation": cfg.c1_decimation,
-            "c1_patch": list(cfg.c1_patch), "c1_opening": cfg.c1_opening, "patch": list(cfg.patch),
-            "region": list(cfg.region), "step": list(cfg.step), "weighting": cfg.weighting, "crf": True,
-            "crf_settings": {k: getattr(cfg.crf_settings(), k) for k in
-                             ("iterations", "w1", "sigma_alpha_mm", "w2", "sigma_beta_mm", "sigma_gamma")}}
+    info = prediction_record(cfg)
     c2 = build_c2(c2_model_config(cfg))
     return MultitaskPredictor(build_c1(c1_model_config(cfg)), c2, info, window_batch=args.window_batch), c2, cfg
 

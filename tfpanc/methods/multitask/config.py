@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 
 from tfpanc.errors import InputError
-from tfpanc.flags import SharedConfig, check_not_negative, check_positive, check_unit_interval, setting
+from tfpanc.flags import (SharedConfig, check_not_negative, check_positive, check_unit_interval,
+                          positive_triple, setting)
 
 STAGES = ("c1", "c2")
 OPTIMIZERS = ("sgd", "adam")
@@ -52,10 +53,6 @@ def parse_paper_size(text, flag):
     return from_paper_order(values)
 
 
-def _triple(name, values, kind=int, positive=True):
-    if len(values) != 3 or (positive and min(values) <= 0):
-        raise InputError(f"--{name}", f"expected 3 positive numbers x,y,z, got {','.join(map(str, values))}")
-    return tuple(kind(v) for v in values)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,7 +129,7 @@ class MultitaskConfig(SharedConfig):
     def __post_init__(self):
         for name, kind in (("spacing", float), ("c1_patch", int), ("patch", int), ("region", int),
                            ("step", int), ("crf_sigma_alpha", float), ("crf_sigma_beta", float)):
-            object.__setattr__(self, name, _triple(name, getattr(self, name), kind))
+            object.__setattr__(self, name, positive_triple(name, getattr(self, name), kind))
         super().__post_init__()
 
     def validate(self):
@@ -181,10 +178,6 @@ class MultitaskPredictOptions:
 
     def __post_init__(self):
         if self.step is not None:
-            try:
-                step = tuple(int(v) for v in self.step)
-            except ValueError:
-                step = ()
-            object.__setattr__(self, "step", _triple("step", step))
+            object.__setattr__(self, "step", positive_triple("step", self.step))
         if self.window_batch is not None and self.window_batch < 1:
             raise InputError("--window_batch", f"must be at least 1, got {self.window_batch}")

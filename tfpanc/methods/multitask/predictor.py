@@ -32,7 +32,7 @@ from scipy.special import expit
 
 from tfpanc.data.boxes import box_center, box_from_mask, box_slices, centered_box, clip_box, crop
 from tfpanc.data.preprocess import decimate_image, largest_component, upsample
-from tfpanc.inference.sliding_window import sliding_window_inference
+from tfpanc.inference.sliding_window import grid_starts, sliding_window_inference
 from tfpanc.methods.multitask.crf import CRFSettings, dense_crf
 from tfpanc.methods.multitask.preprocess import MeanMaxNormalizer, to_model_grid
 from tfpanc.methods.multitask.recipe import build_c1, build_c2
@@ -44,9 +44,9 @@ PARTS = ("c1", "c2", "crf")
 def clean_c1_mask(mask, radius):
     """C1's mask opened with a ball of ``radius`` voxels, then its largest component (None if empty)."""
     if radius > 0:
-        r = int(radius)
-        grid = np.mgrid[-r:r + 1, -r:r + 1, -r:r + 1]
-        mask = ndimage.binary_opening(mask, structure=(grid ** 2).sum(0) <= r * r)
+        from skimage.morphology import ball
+
+        mask = ndimage.binary_opening(mask, structure=ball(int(radius)).astype(bool))
     return largest_component(mask) if mask.any() else None
 
 
@@ -201,9 +201,7 @@ def _forward(model):
 
 
 def _window_count(shape, patch, step):
-    from tfpanc.inference.sliding_window import PatchGrid
-
-    return len(PatchGrid(shape, patch, step))
+    return int(np.prod([len(grid_starts(n, p, s)) for n, p, s in zip(shape, patch, step)]))
 
 
 def load_predictor(run_dir, info, options):

@@ -47,8 +47,7 @@ from tfpanc.training.stages import train_stages
 
 VALIDATION_SAMPLES = 8
 INITIALIZER = "glorot_uniform"  # Xavier, Sec. III-C
-_C1_FLAGS = ("c1_decimation", "c1_depth", "c1_filters", "c1_convs", "c1_patch", "c1_epochs", "c1_positive_fraction",
-             "c1_opening")
+_C1_FLAGS = ("c1_decimation", "c1_depth", "c1_filters", "c1_convs", "c1_patch", "c1_epochs", "c1_positive_fraction")
 _C2_FLAGS = ("levels", "growth", "convs_per_block", "dense", "feature_consistency", "skeleton", "lambda_seg",
              "lambda_reg", "patch", "region", "positive_fraction", "c2_epochs", "filters")
 # Test-time settings: changing them retrains nothing.
@@ -172,12 +171,20 @@ def train(cfg, run, log, data):
     if records is None:
         return None
     c1, c2 = records["c1"], records["c2"]
-    keep = ("fold", "spacing", "body_threshold", "c1_decimation", "c1_patch", "c1_opening", "patch", "region",
-            "step", "weighting", "threshold", "skeleton_sigma", "crf")
-    record = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items() if k in keep}
-    record.update(model=cfg.model, modality=data.cache.modality, data_dir=str(cfg.data_dir),
-                  c1_weights=f"c1/{c1['weights']}", c1_model=c1["model"],
-                  c2_weights=f"c2/{c2['weights']}", c2_model=c2["model"],
-                  crf_settings={k: (list(v) if isinstance(v, tuple) else v)
-                                for k, v in dataclasses.asdict(cfg.crf_settings()).items()})
+    record = prediction_record(cfg)
+    record.update(model=cfg.model, modality=data.cache.modality, data_dir=str(cfg.data_dir), fold=cfg.fold,
+                  skeleton_sigma=cfg.skeleton_sigma, c1_weights=f"c1/{c1['weights']}", c1_model=c1["model"],
+                  c2_weights=f"c2/{c2['weights']}", c2_model=c2["model"])
     return record
+
+
+def _plain(d):
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+
+
+def prediction_record(cfg):
+    """What :class:`tfpanc.methods.multitask.predictor.MultitaskPredictor` reads of a config (``run.json``)."""
+    keep = ("spacing", "body_threshold", "c1_decimation", "c1_patch", "c1_opening", "patch", "region", "step",
+            "weighting", "threshold", "crf")
+    return {**_plain({k: v for k, v in dataclasses.asdict(cfg).items() if k in keep}),
+            "crf_settings": _plain(dataclasses.asdict(cfg.crf_settings()))}

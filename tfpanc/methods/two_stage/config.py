@@ -5,15 +5,12 @@ from __future__ import annotations
 import dataclasses
 
 from tfpanc.errors import InputError
-from tfpanc.flags import SharedConfig, check_not_negative, check_positive, setting
+from tfpanc.flags import SharedConfig, check_not_negative, check_positive, positive_triple, setting
 
 STAGES = ("coarse", "fine")
 NORMS = ("batch", "group", "instance")
 
 
-def _triple(name, values):
-    if len(values) != 3 or min(values) < 1:
-        raise InputError(f"--{name}", f"expected 3 positive integers x,y,z, got {','.join(map(str, values))}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +51,7 @@ class TwoStageConfig(SharedConfig):
         super().validate()
         check_positive(self, ("depth", "decimation", "fine_margin"))
         check_not_negative(self, ("coarse_epochs", "fine_epochs", "coarse_box_margin", "center_epochs"))
-        _triple("fine_patch", self.fine_patch)
+        positive_triple("fine_patch", self.fine_patch)
         multiple = 2 ** self.depth
         if any(p % multiple for p in self.fine_patch):
             raise InputError("--fine_patch", f"must be multiples of 2**depth = {multiple}, got "
