@@ -28,7 +28,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import glob
-import json
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +37,7 @@ from tfpanc import cli
 from tfpanc.errors import InputError
 from tfpanc.metrics.summary import format_table, summarize
 from tfpanc.metrics.threshold_sweep import plot_threshold_sweep
-from tfpanc.result_files import write_csv_rows, write_json, write_text
+from tfpanc.result_files import read_json, write_csv_rows, write_json, write_text
 
 PAPER_FIRST = ("dsc", "jaccard", "precision", "recall", "avd")
 # Settings that make two runs different experiments: their cases must not be pooled.
@@ -128,7 +127,7 @@ def load_fold(run_dir):
     run_dir = Path(run_dir)
     if not (run_dir / "run.json").is_file():
         raise InputError(run_dir, "not a finished tfpanc run (no run.json)")
-    info = json.loads((run_dir / "run.json").read_text())
+    info = read_json(run_dir / "run.json", "retrain the run")
     per_case = run_dir / "eval" / "per_case.csv"
     if not per_case.is_file():
         raise InputError(per_case, "missing: evaluate this fold first (train with --evaluate)")

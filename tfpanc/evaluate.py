@@ -33,11 +33,11 @@ import csv
 import io
 from pathlib import Path
 
-import numpy as np
 from absl import flags, logging
 
 from tfpanc.data.io import load_volume
 from tfpanc import cli
+from tfpanc.data.labels import label_mask
 from tfpanc.errors import InputError
 from tfpanc.metrics.summary import DEFAULT_METRICS, METRICS, all_metrics, format_table, summarize
 from tfpanc.result_files import write_json, write_text
@@ -111,13 +111,7 @@ def match_cases(pred_dir, label_dir):
 
 
 def _mask(volume, path, label_values):
-    array = volume.array
-    if not np.issubdtype(array.dtype, np.integer):
-        raise InputError(path, "holds non-integer values (a probability map?); "
-                               "a label mask is needed")
-    if label_values:
-        return np.isin(array, label_values)
-    return array != 0
+    return label_mask(volume.array, path, label_values)
 
 
 def _grid_problem(pred_geometry, label_geometry, label_path):

@@ -168,6 +168,9 @@ class SharedConfig:
 
     MODELS = ()
     LOSSES = ()
+    # Written to flags.cfg only when not at their default, so that runs recorded
+    # before these flags existed resume unchanged.
+    RECORDED_WHEN_SET = ("distribution", "num_devices", "sync_batchnorm")
 
     method: str = setting("cai", "Paper whose recipe to run (see python -m tfpanc.methods).")
     model: str = setting("", "Network of the method; empty: the method's default (cai: pnet_msa_birnn, "
@@ -196,6 +199,18 @@ class SharedConfig:
     evaluate: bool = setting(True, "Evaluate the held-out fold after training.")
     threshold: float = setting(0.5, "Probability threshold of the evaluation.")
     verbose: int = setting(1, "Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch.")
+    distribution: str = setting("none", "Data-parallel training: none (one device); mirrored (TensorFlow: "
+                                        "tf.distribute.MirroredStrategy, JAX: keras.distribution.DataParallel, "
+                                        "over this machine's GPUs or --num_devices CPU devices); multi_worker "
+                                        "(the cluster in TF_CONFIG; JAX only, see README). --batch_size is per "
+                                        "replica; the learning rate does not scale.",
+                                choices=("none", "mirrored", "multi_worker"))
+    num_devices: int = setting(None, "Devices per machine of --distribution: unset = every visible GPU (one "
+                                     "CPU when there is none); N = the first N GPUs, or N logical CPU devices "
+                                     "when no GPU is visible.", kind="integer")
+    sync_batchnorm: bool = setting(False, "Synchronise BatchNormalization statistics across replicas "
+                                          "(TensorFlow; under JAX's DataParallel they are always the global "
+                                          "batch's).")
 
     def __post_init__(self):
         # Frozen: defaults that depend on the method are filled in here.
@@ -221,6 +236,11 @@ class SharedConfig:
             raise InputError("--loss", f"{self.loss} is not a {self.method} loss; choose one of "
                              f"{', '.join(self.LOSSES)}")
         check_positive(self, ("filters", "batch_size", "steps_per_epoch"))
+        if self.num_devices is not None:
+            if self.num_devices < 1:
+                raise InputError("--num_devices", f"must be at least 1, got {self.num_devices}")
+            if self.distribution == "none":
+                raise InputError("--num_devices", "applies to --distribution=mirrored or multi_worker only")
         check_not_negative(self, ("phantom_cases",))
         if len(self.phantom_shape) != 3 or min(self.phantom_shape) < 1:
             raise InputError("--phantom_shape", f"expected 3 positive integers, got {self.phantom_shape}")
@@ -242,6 +262,8 @@ class SharedConfig:
         lines = []
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if f.name in self.RECORDED_WHEN_SET and value == f.default:
+                continue
             if isinstance(value, bool):
                 lines.append(f"--{f.name}" if value else f"--no{f.name}")
             elif isinstance(value, tuple):

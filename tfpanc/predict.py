@@ -18,10 +18,29 @@ The run's ``run.json`` names its method; the method's predictor (from
 apply: cai ``--threshold``; zhou (a pipeline directory) ``--max_rounds`` and
 ``--stop_threshold``, with the rounds taken and each d(t) printed. A flag of
 another method is refused in one line.
+
+CT is predicted inside the body only (``--body_crop``, default on;
+:mod:`tfpanc.inference.body_crop`): the box of the largest connected
+component above -500 HU plus 20 mm, the rest written as background, which
+spares the networks the air around the patient. Methods whose own
+preprocessing crops to the body (multitask) are left alone; ``--nobody_crop``
+predicts the whole field of view. A DICOM folder holding two series of the
+largest size needs ``--series_uid``; a series with a missing, repeated or
+unequally spaced slice, and NaN or infinite voxels in any input, are refused.
+
+With ``--server=HOST:PORT --model=NAME [--version=N|LABEL]`` (and no
+``--model_dir``) TF Serving answers instead of a local run: each input
+volume and its spacing go to the exported model (:mod:`tfpanc.export.client`;
+gRPC by default, ``--protocol=rest`` for the REST API with
+``--rest_format=instances|inputs``) and the answer is written the same way.
+The threshold is the export's, so method flags are refused. A server error
+(its ``{"error": ...}``, an HTTP 4xx/5xx or gRPC status, no server, no
+answer within ``--timeout``) is one line and writes nothing for that input.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
@@ -32,6 +51,8 @@ from tfpanc import cli
 from tfpanc.data import io
 from tfpanc.data.layouts import strip_suffix
 from tfpanc.errors import InputError
+from tfpanc.inference.body_crop import predict_in_body
+from tfpanc.inference.spacing import predict_at_spacing
 from tfpanc.methods import registry
 from tfpanc.output_paths import refuse_overlap, refuse_same_outputs
 
@@ -43,6 +64,23 @@ def define_flags(fv):
     flags.DEFINE_string("output", None, "Mask file (.nii.gz, .nii, .mha, .nrrd), or a folder for a folder "
                         "input.", flag_values=fv)
     flags.DEFINE_string("probabilities", None, "Optional probability map file (folder for a folder input).",
+                        flag_values=fv)
+    flags.DEFINE_string("server", None, "TF Serving HOST:PORT to predict with instead of --model_dir "
+                        "(gRPC 8500, REST 8501 by default).", flag_values=fv)
+    flags.DEFINE_string("model", None, "The model name on --server.", flag_values=fv)
+    flags.DEFINE_string("version", None, "The model version (a number or a label such as stable) on --server; "
+                        "default: the server's latest.", flag_values=fv)
+    flags.DEFINE_enum("protocol", "grpc", ["grpc", "rest"], "TF Serving API of --server.", flag_values=fv)
+    flags.DEFINE_enum("rest_format", "instances", ["instances", "inputs"], "REST body: row (instances) or "
+                      "columnar (inputs) format.", flag_values=fv)
+    flags.DEFINE_float("timeout", 600.0, "Seconds to wait for each answer of --server.", flag_values=fv)
+    flags.DEFINE_bool("body_crop", True, "CT: predict inside the body's box only (the largest component above "
+                      "-500 HU plus 20 mm), background outside; --nobody_crop predicts the whole field of view.",
+                      flag_values=fv)
+    flags.DEFINE_bool("resample", True, "Resample each input to the run's training spacing (run.json's "
+                      "training_spacing) and the result back; --noresample predicts at the input's spacing.",
+                      flag_values=fv)
+    flags.DEFINE_string("series_uid", None, "For a DICOM folder holding several series: the one to read.",
                         flag_values=fv)
     registry.define_method_flags("predict", fv)
 
@@ -91,8 +129,8 @@ def plan_jobs(input_path, output, probabilities):
     return jobs
 
 
-def load_input(image_path):
-    volume = io.load_volume(image_path)
+def load_input(image_path, series_uid=None):
+    volume = io.load_volume(image_path, series_uid=series_uid)
     if min(volume.array.shape) < 2:
         raise InputError(image_path, f"volume of shape {volume.array.shape} is too small to segment")
     return volume
@@ -103,7 +141,8 @@ def predict_file(predict, image_path, volume, mask_path, prob_path, log=print):
     start = time.time()
     out = predict(volume.array, probability=prob_path is not None, spacing=tuple(volume.spacing))
     mask = np.asarray(out["mask"]).astype(np.uint8)
-    ml = float(mask.sum()) * float(np.prod(volume.spacing)) / 1000.0
+    # A served answer carries the model's own volume; a local predictor's is counted here.
+    ml = out.get("volume_ml", float(mask.sum()) * float(np.prod(volume.spacing)) / 1000.0)
     io.save_volume(mask, volume.geometry, mask_path)
     if prob_path is not None:
         io.save_volume(np.asarray(out["probability"], np.float32), volume.geometry, prob_path)
@@ -112,21 +151,82 @@ def predict_file(predict, image_path, volume, mask_path, prob_path, log=print):
     return ml
 
 
+def local_pipeline(predict, method, info, body_crop=True, resample=True, log=print):
+    """The method's predictor with predict's own steps around it: body crop, then training spacing.
+
+    Methods that crop or resample in their own preprocessing (multitask) are
+    left alone for that step.
+    """
+    if resample and not method.resamples:
+        target = info.get("training_spacing")
+        if target is None:
+            log("note: run.json records no training spacing (a run from before it did): predicting at each "
+                "input's own spacing")
+        else:
+            inner = predict
+
+            def predict(image, probability=False, spacing=None):
+                return predict_at_spacing(inner, image, spacing or (1.0, 1.0, 1.0), target, probability, log)
+    if body_crop and info.get("modality") == "ct" and not method.crops_body:
+        predict = functools.partial(predict_in_body, predict)
+    return predict
+
+
+def warn_if_off_range(image, info, image_path, log=print):
+    """A one-line warning when a CT run gets an input that cannot be HU (nothing below 0: an MR volume?)."""
+    if info.get("modality") == "ct" and image.size and float(np.min(image)) >= 0:
+        log(f"warning: {image_path}: values {float(np.min(image)):g} to {float(np.max(image)):g}, never below "
+            "0; this run is a CT run (HU: air -1000, fat -100); is the input an MR image or shifted CT?")
+
+
+def _serving_client(fv):
+    """The TF Serving client of ``--server``, its flags checked (before TensorFlow loads)."""
+    from tfpanc.export import client
+
+    if fv.model_dir:
+        raise InputError("--model_dir", "give --model_dir (a local run) or --server (TF Serving), not both")
+    if not fv.model:
+        raise InputError("--model", "is required with --server (the model name in the server's config)")
+    for name in registry.owners("predict"):
+        if fv[name].present:
+            raise InputError(f"--{name}", "is fixed in the exported model; it does not apply with --server")
+    if fv.timeout <= 0:
+        raise InputError("--timeout", f"must be a positive number of seconds, got {fv.timeout:g}")
+    client.parse_server(fv.server)
+    client.parse_version(fv.version)
+    return lambda: client.connect(fv.server, fv.model, fv.version, fv.protocol, fv.rest_format, fv.timeout)
+
+
 def main(argv, fv):
     if len(argv) > 1:
         raise InputError(None, f"unexpected arguments: {' '.join(argv[1:])}")
-    for name in ("model_dir", "input", "output"):
+    for name in ("input", "output") + (() if fv.server else ("model_dir",)):
         if not getattr(fv, name):
             raise InputError(f"--{name}", "is required")
+    if not fv.server:
+        for name in ("model", "version"):
+            if fv[name].present:
+                raise InputError(f"--{name}", "names a model on --server; a local run is --model_dir")
+    connect = _serving_client(fv) if fv.server else None
     jobs = plan_jobs(fv.input, fv.output, fv.probabilities)
-    method, info = registry.method_of_run(fv.model_dir)
-    options = registry.options_from_flags(method, "predict", fv)
+    if connect is None:
+        method, info = registry.method_of_run(fv.model_dir)
+        options = registry.options_from_flags(method, "predict", fv)
     # The first input is read before Keras is imported and the models are built: a bad file fails fast.
-    first = load_input(jobs[0][0])
-    predict = method.call("predictor", fv.model_dir, info, options)
-    for n, (image_path, mask_path, prob_path) in enumerate(jobs):
-        volume = first if n == 0 else load_input(image_path)
-        predict_file(predict, image_path, volume, mask_path, prob_path)
+    first = load_input(jobs[0][0], fv.series_uid)
+    server = connect() if connect else None
+    try:
+        predict = server.predictor() if server else method.call("predictor", fv.model_dir, info, options)
+        if server is None:
+            predict = local_pipeline(predict, method, info, fv.body_crop, fv.resample)
+        for n, (image_path, mask_path, prob_path) in enumerate(jobs):
+            volume = first if n == 0 else load_input(image_path, fv.series_uid)
+            if server is None:
+                warn_if_off_range(volume.array, info, image_path)
+            predict_file(predict, image_path, volume, mask_path, prob_path)
+    finally:
+        if server is not None:
+            server.close()
 
 
 if __name__ == "__main__":

@@ -52,6 +52,34 @@ def write_json(path, obj, indent=1, allow_nan=True):
     write_text(path, json.dumps(obj, indent=indent, allow_nan=allow_nan, default=json_default) + "\n")
 
 
+def read_json(path, remedy):
+    """A JSON file tfpanc wrote; a truncated or unreadable one is a one-line InputError.
+
+    Args:
+        path: the file.
+        remedy: what the user can do, ending the message (e.g. "rerun prepare").
+
+    Example:
+    >>> import tempfile
+    >>> bad = Path(tempfile.mkdtemp()) / "state.json"; _ = bad.write_text('{"done": {')
+    >>> read_json(bad, "retrain the run")
+    Traceback (most recent call last):
+    tfpanc.errors.InputError: error: ...state.json: is not valid JSON (truncated?); retrain the run
+    """
+    from tfpanc.errors import InputError
+
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise InputError(path, f"is missing; {remedy}") from None
+    except UnicodeDecodeError:
+        raise InputError(path, f"is not a text file; {remedy}") from None
+    except ValueError:
+        raise InputError(path, f"is not valid JSON (truncated?); {remedy}") from None
+    except OSError as e:
+        raise InputError(path, f"cannot be read ({e.strerror}); {remedy}") from None
+
+
 def write_csv_rows(path, rows, columns=None):
     """Writes ``rows`` (dicts) as CSV with a header, atomically.
 

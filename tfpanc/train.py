@@ -16,7 +16,9 @@ cases, validation cases drawn from the training folds, the held-out fold;
 method's evaluation of the held-out fold under ``<model_dir>/eval``.
 
 The same command runs under ``KERAS_BACKEND=jax``: nothing here imports
-TensorFlow unless the backend is TensorFlow.
+TensorFlow unless the backend is TensorFlow. ``--distribution`` trains
+data-parallel (:mod:`tfpanc.training.distribution`); ``run.json`` then
+records the replicas and the global batch.
 """
 
 from __future__ import annotations
@@ -74,10 +76,21 @@ def ensure_data(cfg, log, raw):
 
 
 def run_training(method, cfg, log=None):
-    """Trains ``cfg`` with ``method`` into ``cfg.model_dir``; returns the run.json record (or None)."""
+    """Trains ``cfg`` with ``method`` into ``cfg.model_dir``; returns the run.json record (or None).
+
+    Under ``--distribution`` (:mod:`tfpanc.training.distribution`) the
+    recipe runs inside the strategy's scope; with several workers only the
+    chief writes ``cfg.model_dir`` and returns the record, every other
+    worker trains in a private copy of it and returns None.
+    """
+    from tfpanc.training import distribution
     from tfpanc.training.fit import start_training
 
-    raw = check_data(cfg)  # a user mistake ends here, before the run folder is made
+    plan = distribution.plan(cfg)  # a user mistake ends here or in check_data, before the run folder is made
+    if plan.cluster is not None and plan.cluster.index > 0:
+        return _train_worker(method, cfg, distribution.setup(plan), log)
+    raw = check_data(cfg)
+    dist = distribution.setup(plan)  # devices first: before TensorFlow runs an op
     run = RunDir(cfg.model_dir)
     run.create(cfg.to_flagfile())
     log = log or RunLog(run.path / "train.log")
@@ -85,17 +98,59 @@ def run_training(method, cfg, log=None):
 
     log(f"tfpanc.train: method {method.name}, model {cfg.model}, run dir {run.path}, "
         f"Keras {keras.__version__} on {keras.backend.backend()}")
+    log(dist.describe(cfg))
     ensure_data(cfg, log, raw)
     data = start_training(cfg, run.path)
-    info = method.call("train", cfg, run, log, data)
+    dist.barrier("tfpanc.train: run set up")  # the other workers copy the run now
+    with distribution.activate(dist):
+        info = method.call("train", cfg, run, log, data)
     if info is None:
         return None
-    info = {"method": method.name, **info, "split": data.as_record()}
+    info = {"method": method.name, **info, **data_record(data), "split": data.as_record(),
+            "distribution": dist.record(cfg)}
     run.write_run_info(info)
     log(f"run complete: {run.path / 'run.json'}")
     if cfg.evaluate and data.test_ids and method.has("evaluate"):
         method.call("evaluate", run.path, data.cache, data.test_ids, log)
     return info
+
+
+def data_record(data):
+    """What ``run.json`` says about the training data: the data set, the voxel spacing, the orientation.
+
+    ``training_spacing`` is the per-axis median of the training cases'
+    spacings (nnU-Net's target spacing); ``predict`` resamples inputs to it
+    (:mod:`tfpanc.inference.spacing`). Every cached case is in
+    :func:`tfpanc.data.io.load_volume`'s closest-canonical RAS+ order, as
+    every input to ``predict`` is brought to.
+    """
+    from tfpanc.inference.spacing import median_spacing
+
+    return {"dataset": data.cache.info.get("dataset", "unknown"),
+            "training_spacing": median_spacing([data.cache.case(c).spacing for c in data.train_ids]),
+            "orientation": "RAS"}
+
+
+def _train_worker(method, cfg, dist, log=None):
+    """A non-chief worker: the chief's run, copied once it is set up, trained in a private folder."""
+    import dataclasses
+    import tempfile
+
+    from tfpanc.training import distribution
+    from tfpanc.training.fit import start_training
+
+    dist.barrier("tfpanc.train: run set up")
+    with tempfile.TemporaryDirectory(prefix=f"tfpanc-worker{dist.worker_index}-") as scratch:
+        distribution.worker_run_dir(cfg.model_dir, scratch)
+        cfg = dataclasses.replace(cfg, model_dir=scratch, evaluate=False)
+        run = RunDir(scratch)
+        base = log or RunLog(run.path / "train.log")
+        log = lambda message: base(f"[worker {dist.worker_index}] {message}")  # noqa: E731
+        log(f"{dist.describe(cfg)}; the chief writes the run, this worker trains in {scratch}")
+        data = start_training(cfg, run.path)
+        with distribution.activate(dist):
+            method.call("train", cfg, run, log, data)
+    return None
 
 
 def define_flags(fv):

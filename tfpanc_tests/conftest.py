@@ -82,3 +82,11 @@ def train_run(cfg):
     lines = []
     info = run_training(registry.get(cfg.method), cfg, log=lines.append)
     return RunDir(cfg.model_dir), info, lines
+
+
+@pytest.fixture
+def tree(tmp_path, blob_case):
+    """The CLI tables' scratch tree: tmp/work/{msd/, notes.txt, cts/{a,b}.nii.gz, foreign/keep.txt, run/}."""
+    from tfpanc_tests.cli_fixtures import make_tree
+
+    return make_tree(tmp_path, blob_case)

@@ -6,7 +6,6 @@ line ``error: <path>: ...`` naming the path, no traceback, every file of
 the tree byte-identical afterwards and no file or folder added.
 """
 
-import hashlib
 import os
 
 import nibabel as nib
@@ -15,42 +14,7 @@ import pytest
 
 from tfpanc import cli, predict
 from tfpanc.data import prepare
-
-
-def _write_msd(root, blob_case, n=4):
-    image, label = blob_case
-    (root / "imagesTr").mkdir(parents=True)
-    (root / "labelsTr").mkdir()
-    affine = np.diag([0.7, 0.7, 2.0, 1.0])
-    for i in range(n):
-        nib.save(nib.Nifti1Image(image, affine), str(root / "imagesTr" / f"pancreas_{i:03d}.nii.gz"))
-        nib.save(nib.Nifti1Image(label, affine), str(root / "labelsTr" / f"pancreas_{i:03d}.nii.gz"))
-
-
-@pytest.fixture
-def tree(tmp_path, blob_case):
-    """tmp/work/{msd/, notes.txt, cts/{a.nii.gz, b.nii.gz}, foreign/keep.txt, run/}"""
-    work = tmp_path / "work"
-    _write_msd(work / "msd", blob_case)
-    (work / "notes.txt").write_text("a user's unrelated file")
-    (work / "cts").mkdir()
-    for name in ("a", "b"):
-        nib.save(nib.Nifti1Image(blob_case[0], np.eye(4)), str(work / "cts" / f"{name}.nii.gz"))
-    (work / "foreign").mkdir()
-    (work / "foreign" / "keep.txt").write_text("not a cache")
-    (work / "run").mkdir()
-    return work
-
-
-def _snapshot(root):
-    out = {}
-    for folder, dirs, files in os.walk(root):
-        for d in dirs:
-            out[os.path.join(folder, d)] = "dir"
-        for f in files:
-            path = os.path.join(folder, f)
-            out[path] = hashlib.sha256(open(path, "rb").read()).hexdigest()
-    return out
+from tfpanc_tests.cli_fixtures import snapshot as _snapshot
 
 
 PREPARE = (prepare.define_flags, prepare.main)

@@ -139,3 +139,20 @@ def test_empty_label_folder_and_unknown_metric(tmp_path, folders):
     assert _error_lines(result) == [
         f"error: --metrics: unknown metric(s) dice; choose from {', '.join(METRICS)}"]
     assert not out.exists()
+
+
+def test_ct_image_given_as_label_is_refused(folders):
+    preds, labels, _ = folders
+    ct = np.random.default_rng(0).integers(-1000, 400, SHAPE).astype(np.int16)
+    _write(labels / "case_b.nii", ct)
+    with pytest.raises(InputError, match=r"case_b\.nii: holds values from -\d+ to \d+: an image, not a label"):
+        evaluate.evaluate_folders(preds, labels)
+
+
+def test_label_with_none_of_the_label_values_is_refused(folders):
+    preds, labels, _ = folders
+    # case_a's label holds 1 and 2; with --label_values 3 it would silently be an empty case scoring 0.
+    _write(preds / "case_a.nii.gz", _box([[2, 6], [2, 6], [2, 6]], value=3))
+    with pytest.raises(InputError, match=r"case_a\.nii\.gz: holds the values \[1, 2\] but none of "
+                                         r"--label_values \[3\]"):
+        evaluate.evaluate_folders(preds, labels, label_values=[3])

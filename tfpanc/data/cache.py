@@ -18,7 +18,6 @@ pancreas slices without reading whole labels.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from pathlib import Path
@@ -28,7 +27,7 @@ import numpy as np
 from tfpanc.data.io import Geometry
 from tfpanc.data.patches import VIEWS
 from tfpanc.errors import InputError
-from tfpanc.result_files import write_json
+from tfpanc.result_files import read_json, write_json
 
 CACHE_FILE = "cache.json"
 SPLITS_FILE = "splits.json"
@@ -183,8 +182,7 @@ class CachedCase:
 
     def __init__(self, folder):
         self.folder = Path(folder)
-        with open(self.folder / "meta.json") as f:
-            self.meta = json.load(f)
+        self.meta = read_json(self.folder / "meta.json", "re-run prepare (--overwrite) to rebuild the cache")
         self.case_id = self.meta["case_id"]
         self._image = None
         self._label = None
@@ -229,8 +227,9 @@ class CaseCache:
         index = self.root / CACHE_FILE
         if not index.exists():
             raise InputError(self.root, "not a tfpanc cache (no cache.json); run python -m tfpanc.data.prepare")
-        with open(index) as f:
-            self.info = json.load(f)
+        self.info = read_json(index, "re-run prepare (--overwrite) to rebuild the cache")
+        if not isinstance(self.info, dict) or not isinstance(self.info.get("case_ids"), list):
+            raise InputError(index, "is not a tfpanc cache index (no case_ids); re-run prepare (--overwrite)")
         self.case_ids = sorted(self.info["case_ids"])
         self._splits = None
 
@@ -250,8 +249,7 @@ class CaseCache:
             path = self.root / SPLITS_FILE
             if not path.exists():
                 raise InputError(path, "cache has no cross-validation splits")
-            with open(path) as f:
-                self._splits = json.load(f)
+            self._splits = read_json(path, "re-run prepare (--overwrite) to rebuild the cache")
         return self._splits
 
     @property

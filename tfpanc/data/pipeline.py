@@ -2,7 +2,8 @@
 
 Both wrappers number samples globally: element ``g`` of the stream is sample
 ``index = g % epoch_size`` of epoch ``start_epoch + g // epoch_size``, where
-``epoch_size = steps_per_epoch * batch_size * num_shards``. Because a
+``epoch_size = steps_per_epoch * global batch`` (``batch_size * num_shards``,
+times ``replicas_per_shard`` under ``tf.distribute``). Because a
 sampler's output depends only on (seed, epoch, index), both wrappers give the
 same batches, whatever the number of parallel calls or workers.
 
@@ -17,6 +18,7 @@ import numpy as np
 
 
 def _epoch_size(sampler, batch_size, steps_per_epoch, num_shards):
+    # num_shards: batches of batch_size that together make one global batch.
     if steps_per_epoch is None:
         steps_per_epoch = max(1, sampler.epoch_size // (batch_size * num_shards))
     return int(steps_per_epoch), int(steps_per_epoch) * int(batch_size) * int(num_shards)
@@ -31,7 +33,7 @@ def _check_batchable(sampler, batch_size):
 
 def make_tf_dataset(sampler, batch_size, steps_per_epoch=None, epochs=None, start_epoch=0,
                     num_parallel_calls=None, shard_index=0, num_shards=1, deterministic=True,
-                    prefetch=None):
+                    prefetch=None, replicas_per_shard=1):
     """A ``tf.data.Dataset`` of ``(image, mask)`` batches drawn by ``sampler``.
 
     ``range -> map(tf.numpy_function(sampler.sample)) -> set_shape -> batch ->
@@ -50,6 +52,13 @@ def make_tf_dataset(sampler, batch_size, steps_per_epoch=None, epochs=None, star
         start_epoch: epoch of the first element (resume training).
         num_parallel_calls: map parallelism; default ``tf.data.AUTOTUNE``.
         shard_index, num_shards: this shard and the number of shards.
+        replicas_per_shard: replicas one shard's consecutive batches go to
+            (``tf.distribute`` hands a pipeline's batches to its worker's
+            replicas in turn): one step then takes ``replicas_per_shard``
+            batches of every shard, and an epoch is ``steps_per_epoch`` such
+            global batches. Each step's global batch holds exactly the samples
+            of one unsharded batch of ``batch_size * num_shards *
+            replicas_per_shard``.
         deterministic: keep element order under parallel map (the content
             of each sample is deterministic either way).
         prefetch: batches to prefetch; default ``tf.data.AUTOTUNE``.
@@ -70,7 +79,7 @@ def make_tf_dataset(sampler, batch_size, steps_per_epoch=None, epochs=None, star
     if not 0 <= shard_index < num_shards:
         raise ValueError(f"shard_index {shard_index} is not in 0..{num_shards - 1}")
     _check_batchable(sampler, batch_size)
-    _, epoch_size = _epoch_size(sampler, batch_size, steps_per_epoch, num_shards)
+    _, epoch_size = _epoch_size(sampler, batch_size, steps_per_epoch, num_shards * int(replicas_per_shard))
     signature = sampler.output_signature()
     out_types = [tf.as_dtype(dtype) for _, dtype in signature]
 
@@ -114,7 +123,11 @@ def _py_dataset_class():
 
         Batch ``b`` of epoch ``e`` holds samples ``b * batch_size ...`` of
         epoch ``e``, the same batches :func:`make_tf_dataset` yields with one
-        shard. The epoch advances when Keras ends an epoch it began
+        shard. With ``num_shards`` (one per process of a multi-process JAX
+        run) shard ``p``'s batch ``b`` is the ``p``-th ``batch_size`` block of
+        global batch ``b`` (``batch_size * num_shards`` samples): the shards
+        together are exactly the unsharded stream of the global batch. The
+        epoch advances when Keras ends an epoch it began
         (:meth:`on_epoch_begin` then :meth:`on_epoch_end`); ``ds.epoch`` can
         also be set directly.
 
@@ -125,6 +138,13 @@ def _py_dataset_class():
             start_epoch: epoch of the first batch (resume training).
             workers, use_multiprocessing, max_queue_size: as for PyDataset
                 (samplers pickle small: no arrays travel to worker processes).
+            shard_index, num_shards: this shard and the number of shards.
+            endless: one endless stream (``num_batches`` None) whose batch ``i``
+                is batch ``i % steps`` of epoch ``start_epoch + i // steps``:
+                no state changes with Keras' epoch calls, so worker threads
+                that prefetch across an epoch's end (or Keras' first look at
+                the data, before training) cannot shift the batches. Use it
+                with ``model.fit(steps_per_epoch=steps)``.
 
         Example:
         >>> ds = SamplerPyDataset(sampler, batch_size=8, steps=100, workers=4)  # doctest: +SKIP
@@ -132,29 +152,45 @@ def _py_dataset_class():
         """
 
         def __init__(self, sampler, batch_size, steps=None, start_epoch=0, workers=1,
-                     use_multiprocessing=False, max_queue_size=10):
+                     use_multiprocessing=False, max_queue_size=10, shard_index=0, num_shards=1, endless=False):
             super().__init__(workers=workers, use_multiprocessing=use_multiprocessing,
                              max_queue_size=max_queue_size)
             _check_batchable(sampler, batch_size)
+            if not 0 <= shard_index < num_shards:
+                raise ValueError(f"shard_index {shard_index} is not in 0..{num_shards - 1}")
             self.sampler = sampler
             self.batch_size = int(batch_size)
-            self.steps, self.epoch_size = _epoch_size(sampler, batch_size, steps, 1)
+            self.shard_index, self.num_shards = int(shard_index), int(num_shards)
+            self.steps, self.epoch_size = _epoch_size(sampler, batch_size, steps, num_shards)
             self.epoch = int(start_epoch)
+            self.endless = bool(endless)
             self._in_epoch = False
+
+        @property
+        def num_batches(self):
+            return None if self.endless else self.steps
 
         def __len__(self):
             return self.steps
 
         def __getitem__(self, index):
-            if not 0 <= index < self.steps:
+            index = int(index)
+            if self.endless:  # batch `index` of the whole stream, from start_epoch on
+                epoch, index = self.epoch + index // self.steps, index % self.steps
+            elif not 0 <= index < self.steps:
                 raise IndexError(f"batch {index} is not in 0..{self.steps - 1}")
-            first = self.epoch * self.epoch_size + int(index) * self.batch_size
+            else:
+                epoch = self.epoch
+            first = (epoch * self.epoch_size + index * self.batch_size * self.num_shards
+                     + self.shard_index * self.batch_size)
             return stack_batch(self.sampler, first, self.batch_size, self.epoch_size)
 
         def on_epoch_begin(self):
             self._in_epoch = True
 
         def on_epoch_end(self):
+            if self.endless:  # the index says the epoch
+                return
             # Keras also calls on_epoch_end once before training starts (its
             # epoch iterator's reset) and may call it twice at the end of an
             # interrupted epoch: only an end that closes a begun epoch counts.

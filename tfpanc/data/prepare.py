@@ -36,6 +36,7 @@ from absl import flags
 from tfpanc.data import cache as cache_lib
 from tfpanc.data import io, layouts
 from tfpanc import cli
+from tfpanc.data.labels import label_mask
 from tfpanc.errors import InputError
 from tfpanc.output_paths import holds_only, refuse_overlap
 
@@ -74,10 +75,7 @@ def convert_case(entry, modality, label_values, tolerance_mm):
         if diff > tolerance_mm:
             raise InputError(entry.label, f"label geometry differs from image {entry.image} by "
                              f"{diff:.3g} mm (voxel-to-world matrices disagree)")
-        values = np.unique(lab.array)
-        if values.size > 16 or np.any(values != np.round(values)):
-            raise InputError(entry.label, "label holds non-integer or too many values; is it an image?")
-        label = np.isin(lab.array, label_values).astype(np.uint8)
+        label = label_mask(lab.array, entry.label, label_values).astype(np.uint8)
     return image, label
 
 

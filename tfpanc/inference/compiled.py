@@ -17,6 +17,8 @@ def compiled_forward(model, to_numpy=True):
     on TensorFlow: ``model.predict``'s per-call overhead would hide the
     network's speed. With ``to_numpy=False`` a JAX result stays on the device
     (the call still waits for it), so a GPU timing leaves out the copy to host.
+    A model with several inputs takes them as a list; several outputs come
+    back as a list.
     """
     import keras
 
@@ -28,11 +30,15 @@ def compiled_forward(model, to_numpy=True):
         non_trainable = [v.value for v in model.non_trainable_variables]
         run = jax.jit(lambda x: model.stateless_call(trainable, non_trainable, x, training=False)[0])
         if to_numpy:
-            return lambda x: np.asarray(run(x))
-        return lambda x: run(x).block_until_ready()
+            return lambda x: _each(run(x), np.asarray)
+        return lambda x: jax.block_until_ready(run(x))
     if backend == "tensorflow":
         import tensorflow as tf
 
         fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-        return lambda x: fn(x).numpy()
+        return lambda x: _each(fn(x), lambda t: t.numpy())
     return model.predict_on_batch
+
+
+def _each(outputs, convert):
+    return [convert(o) for o in outputs] if isinstance(outputs, (list, tuple)) else convert(outputs)

@@ -30,6 +30,10 @@ Contracts (``info`` is the run's ``run.json``, ``data`` a
   writes the method's tables under ``<run>/eval`` (optional).
 * ``export(model_dir, export_dir, log=print, **options)`` writes a
   SavedModel (optional); ``options`` are the fields of ``export_options``.
+* ``compare``: ``"module"`` with ``experiment_key(info) -> dict`` (the
+  settings that make runs folds of one experiment) and ``fill(table,
+  experiments) -> {row: Ours}`` (our side of the paper's tables; see
+  :mod:`tfpanc.compare`), optional.
 * ``predict_options``: a frozen dataclass of predict-time overrides (fields
   made with :func:`tfpanc.flags.setting`, default None = the run's value),
   built from ``predict``'s flags; ``export_options`` likewise for ``export``.
@@ -58,6 +62,11 @@ class Method:
         predictor: ``"module:function"`` that loads a trained run.
         evaluate: ``"module:function"`` of the held-out evaluation, or "".
         export: ``"module:function"`` of the SavedModel export, or "".
+        compare: the module that fills the paper's tables for ``tfpanc.compare``, or "".
+        crops_body: the predictor crops CT to the body itself (``predict --body_crop``
+            then leaves it alone).
+        resamples: the predictor resamples to its own spacing (``predict --resample``
+            then leaves it alone).
         predict_options: dataclass of ``predict``'s method flags, or None.
         export_options: dataclass of ``export``'s method flags, or None.
         description: one line for listings.
@@ -69,6 +78,9 @@ class Method:
     predictor: str
     evaluate: str = ""
     export: str = ""
+    compare: str = ""
+    crops_body: bool = False
+    resamples: bool = False
     predict_options: type = None
     export_options: type = None
     description: str = ""

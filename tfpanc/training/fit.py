@@ -2,7 +2,10 @@
 
 Backend-neutral: on TensorFlow the sampler is wrapped in tf.data (parallel
 map, prefetch); on JAX (or any other backend) in a ``keras.utils.PyDataset``,
-and TensorFlow is never imported.
+and TensorFlow is never imported. Under ``--distribution`` the input is
+distributed and BatchNormalization synchronised by
+:mod:`tfpanc.training.distribution` (the train command runs the recipe
+inside its scope).
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from tfpanc.data import pipeline
 from tfpanc.metrics import dice
+from tfpanc.training import distribution
 from tfpanc.training.callbacks import HistoryCallback
 
 
@@ -36,10 +39,9 @@ def start_training(cfg, run_path=None):
 
 
 def make_input(sampler, batch_size, steps_per_epoch):
-    """An endless batch stream of ``sampler`` for ``model.fit``."""
-    if keras.backend.backend() == "tensorflow":
-        return pipeline.make_tf_dataset(sampler, batch_size, steps_per_epoch=steps_per_epoch)
-    return pipeline.SamplerPyDataset(sampler, batch_size, steps=steps_per_epoch, workers=2)
+    """An endless batch stream of ``sampler`` for ``model.fit``; ``batch_size`` per replica of the
+    active distribution (:func:`tfpanc.training.distribution.active`)."""
+    return distribution.active().make_input(sampler, batch_size, steps_per_epoch)
 
 
 def fixed_samples(sampler, count):
@@ -69,11 +71,17 @@ class ValidationDSC(keras.callbacks.Callback):
         self.threshold = threshold
         self.batch_size = batch_size
 
+    def _predict(self, images):
+        if distribution.active().replicas > 1:
+            # Under a strategy Keras' predict_on_batch runs the whole batch on every replica
+            # (TensorFlow returns it once per replica): one plain call instead.
+            return self.model(images, training=False)
+        return self.model.predict_on_batch(images)
+
     def on_epoch_end(self, epoch, logs=None):
         pred = np.concatenate([
-            ops.convert_to_numpy(ops.sigmoid(self.model.predict_on_batch(
-                self.images[i:i + self.batch_size])[..., :1])) > self.threshold
-            for i in range(0, len(self.images), self.batch_size)])
+            ops.convert_to_numpy(ops.sigmoid(self._predict(self.images[i:i + self.batch_size])[..., :1]))
+            > self.threshold for i in range(0, len(self.images), self.batch_size)])
         if logs is not None:
             logs["val_dsc"] = float(dice(pred, self.masks))
 
@@ -131,6 +139,8 @@ def fit_phase(cfg, run, log, phase, model, loss, learning_rate, data, epochs, ex
         run.mark_done(phase, epochs=0)
         return 0
     compile_args = {"jit_compile": cfg.jit_compile} if keras.backend.backend() == "tensorflow" else {}
+    if getattr(cfg, "sync_batchnorm", False) and distribution.active().replicas > 1:
+        distribution.synchronize_batchnorm(model)
     if optimizer is None:
         opt = keras.optimizers.Adam(learning_rate_schedule(learning_rate, epochs, cfg.steps_per_epoch))
     else:

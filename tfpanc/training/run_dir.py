@@ -11,10 +11,9 @@ from its backup, and goes on: a killed run resumes where it stopped.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from tfpanc.result_files import write_json as _write_json
+from tfpanc.result_files import read_json, write_json as _write_json
 from tfpanc.errors import InputError
 from tfpanc.flags import RUN_ONLY_SETTINGS, training_lines
 
@@ -61,8 +60,10 @@ class RunDir:
         path = self.path / STATE_FILE
         if not path.exists():
             return {"done": {}}
-        with open(path) as f:
-            return json.load(f)
+        state = read_json(path, "delete it to retrain the run's phases, or use a new --model_dir")
+        if not isinstance(state, dict) or not isinstance(state.get("done"), dict):
+            raise InputError(path, "is not a tfpanc training state; delete it to retrain the run's phases")
+        return state
 
     def is_done(self, phase):
         return phase in self.state()["done"]
@@ -85,13 +86,7 @@ class RunDir:
 
     def read_json(self, name):
         """A JSON record file of the run; a missing or corrupt one is a one-line InputError."""
-        path = self.path / name
-        try:
-            return json.loads(path.read_text())
-        except FileNotFoundError:
-            raise InputError(path, "is missing; train the run (again) to make it") from None
-        except ValueError:
-            raise InputError(path, "is not valid JSON (truncated?); retrain the run") from None
+        return read_json(self.path / name, "retrain the run")
 
     def write_run_info(self, info):
         _write_json(self.path / RUN_FILE, info)
@@ -103,11 +98,7 @@ class RunDir:
                 raise InputError(self.path, "a zhou pipeline from before run.json recorded every run's "
                                  f"method: copy {LEGACY_PIPELINE_FILE} to {RUN_FILE} to use it")
             raise InputError(self.path, "not a finished tfpanc run (no run.json); train it first")
-        try:
-            with open(path) as f:
-                info = json.load(f)
-        except ValueError:
-            raise InputError(path, "is not valid JSON (truncated?); retrain the run") from None
+        info = read_json(path, "retrain the run")
         if not isinstance(info, dict):
             raise InputError(path, "is not a tfpanc run record")
         return info

@@ -112,3 +112,58 @@ def test_real_nifti_round_trip(realdata, tmp_path):
     src, out = nib.load(str(path)), nib.load(str(tmp_path / "ct.nii.gz"))
     np.testing.assert_allclose(out.affine, src.affine, atol=1e-4)
     np.testing.assert_array_equal(np.asanyarray(out.dataobj), np.round(np.asanyarray(src.dataobj)))
+
+
+def _ct_zyx(nz=6):
+    rng = np.random.default_rng(0)
+    return rng.integers(-200, 200, (nz, 12, 10)).astype(np.int16)
+
+
+def test_dicom_series_reads_with_its_slice_spacing(tmp_path):
+    from tfpanc_tests.data.dicom_fixtures import write_series
+
+    volume = _ct_zyx()
+    write_series(tmp_path / "ok", volume)
+    vol = io.load_volume(tmp_path / "ok")
+    assert vol.array.shape[2] == 6 and vol.spacing[2] == pytest.approx(2.5)
+
+
+@pytest.mark.parametrize("kind", ["missing", "repeated", "unequal"])
+def test_broken_dicom_series_is_refused_naming_the_slice(tmp_path, kind):
+    from tfpanc_tests.data.dicom_fixtures import write_series
+
+    positions = {"missing": None, "repeated": [0, 2.5, 5, 5, 10, 12.5], "unequal": [0, 2.5, 5, 7.5, 11, 13.5]}
+    write_series(tmp_path / "s", _ct_zyx(), positions=positions[kind], skip=(3,) if kind == "missing" else ())
+    with pytest.raises(InputError) as err:
+        io.load_volume(tmp_path / "s")
+    message = str(err.value)
+    if kind == "repeated":
+        assert "same position as slice_002.dcm" in message and "slice_003.dcm" in message
+    else:
+        assert "DICOM slice positions are unequal" in message
+        assert message.startswith(f"error: {tmp_path / 's' / ('slice_004.dcm')}")
+
+
+def test_two_series_of_one_size_need_series_uid(tmp_path):
+    from tfpanc_tests.data.dicom_fixtures import write_series
+
+    write_series(tmp_path / "two", _ct_zyx(), series_uid="1.2.3.1", prefix="a")
+    write_series(tmp_path / "two", _ct_zyx() + 7, series_uid="1.2.3.2", prefix="b")
+    with pytest.raises(InputError, match=r"holds 2 DICOM series of 6 slices \(1.2.3.1, 1.2.3.2\); choose one "
+                                         r"with --series_uid"):
+        io.load_volume(tmp_path / "two")
+    second = io.load_volume(tmp_path / "two", series_uid="1.2.3.2")
+    first = io.load_volume(tmp_path / "two", series_uid="1.2.3.1")
+    assert np.array_equal(second.array, first.array + 7)
+    with pytest.raises(InputError, match="--series_uid: 9.9 is not a series of"):
+        io.load_volume(tmp_path / "two", series_uid="9.9")
+
+
+def test_non_finite_voxels_are_an_error_with_count_and_place(tmp_path):
+    data = np.zeros((6, 5, 4), np.float32)
+    data[2, 3, 1] = np.nan
+    data[4, 0, 0] = np.inf
+    nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / "nan.nii.gz")
+    with pytest.raises(InputError, match=r"2 voxels are not finite \(NaN or inf\), the first at "
+                                         r"\[x, y, z\] = \[2, 3, 1\]"):
+        io.load_volume(tmp_path / "nan.nii.gz")

@@ -87,3 +87,18 @@ def test_cli_builds_cache(tmp_path, blob_case):
     assert result.returncode == 0, result.stderr
     assert "prepared 4 cases" in result.stdout
     assert len(CaseCache(tmp_path / "c").case_ids) == 4
+
+
+def test_label_values_that_select_nothing_and_nan_images_are_refused(tmp_path, blob_case):
+    _write_msd(tmp_path / "msd", 4, blob_case)
+    # The labels hold 1 and 2: --label_values 3 would make every case empty.
+    with pytest.raises(InputError, match=r"pancreas_000.nii.gz: holds the values \[1\] but none of "
+                                         r"--label_values \[3\]"):
+        prepare.prepare("msd", tmp_path / "msd", tmp_path / "cache", label_values=(3,), log=lambda s: None)
+    image = blob_case[0].astype(np.float32)
+    image[3, 4, 5] = np.nan  # prepare used to store it as 0 HU
+    nib.save(nib.Nifti1Image(image, np.diag([0.7, 0.7, 2.0, 1.0])),
+             str(tmp_path / "msd" / "imagesTr" / "pancreas_001.nii.gz"))
+    with pytest.raises(InputError, match=r"pancreas_001.nii.gz: 1 voxel is not finite"):
+        prepare.prepare("msd", tmp_path / "msd", tmp_path / "cache", log=lambda s: None)
+    assert not (tmp_path / "cache").exists()  # (cache.partial stays: a rerun resumes from it, documented)

@@ -21,6 +21,12 @@ def _ct(shape, seed):
     return (np.where(blob, 120.0, 0.0) + rng.normal(0, 150, shape)).astype(np.float32)
 
 
+def _serve(signature, volumes, spacing=(1.0, 1.0, 1.0)):
+    """The signature on a ``[n, x, y, z]`` batch, every volume with ``spacing``."""
+    volumes = np.asarray(volumes, np.float32)
+    return signature(ct=volumes, spacing=np.tile(np.float32(spacing), (len(volumes), 1)))
+
+
 def _cli(*args):
     return subprocess.run([sys.executable, "-m", "tfpanc.export", *args], capture_output=True, text=True)
 
@@ -59,8 +65,8 @@ def test_cli_output_is_complete_savedmodel(birnn_export):
     assert not (root / "serving" / "1.partial").exists()
     meta = json.loads((export / "assets.extra" / "tfpanc_export.json").read_text())
     assert meta["birnn"] is True and meta["threshold"] == 0.5
-    assert list(signature.structured_input_signature[1]) == ["ct"]
-    assert sorted(signature.structured_outputs) == ["mask", "probability"]
+    assert sorted(signature.structured_input_signature[1]) == ["ct", "spacing"]
+    assert sorted(signature.structured_outputs) == ["mask", "probability", "volume_ml"]
 
 
 def test_signature_equals_cai_predictor(birnn_export):
@@ -70,7 +76,7 @@ def test_signature_equals_cai_predictor(birnn_export):
     volume = _ct((21, 19, 9), seed=1)
     expected = _predict(run, volume)
     assert expected.std() > 1e-3  # a flat map would make the comparison weak
-    out = signature(ct=volume[None])
+    out = _serve(signature, volume[None])
     prob = out["probability"].numpy()
     assert prob.shape == (1,) + volume.shape
     np.testing.assert_allclose(prob[0], expected, atol=1e-4)
@@ -84,7 +90,7 @@ def test_batch_of_volumes_keeps_them_apart(birnn_export):
     """Neighbour slices and the BiRNN sequence must not cross from one volume into the next."""
     _, run, signature = birnn_export
     volumes = np.stack([_ct((16, 16, 5), seed=2), _ct((16, 16, 5), seed=3)])
-    prob = signature(ct=volumes)["probability"].numpy()
+    prob = _serve(signature, volumes)["probability"].numpy()
     for i in range(2):
         np.testing.assert_allclose(prob[i], _predict(run, volumes[i]), atol=1e-4)
 
@@ -94,16 +100,18 @@ def test_rest_request_is_accepted_by_signature(birnn_export, fmt):
     _, run, signature = birnn_export
     volume = _ct((12, 10, 4), seed=4)
     # The README's request: json.dumps of request_body, decoded as TF Serving decodes it.
-    body = json.loads(json.dumps(request_body(volume, fmt)))
+    body = json.loads(json.dumps(request_body(volume, fmt, spacing=(0.8, 0.8, 2.0))))
     assert body["signature_name"] == "serving_default"
     feed = feed_from_request(body, signature.structured_input_signature[1])
     assert feed["ct"].shape == (1, 12, 10, 4) and feed["ct"].dtype == np.float32
+    assert feed["spacing"].tolist() == [[np.float32(0.8), np.float32(0.8), 2.0]]
     out = signature(**feed)
     # What TF Serving answers in the row format: one object per instance.
     response = {"predictions": [{k: v.numpy()[i].tolist() for k, v in out.items()} for i in range(1)]}
     arrays = arrays_from_response(json.loads(json.dumps(response)))
     np.testing.assert_allclose(arrays["probability"][0], _predict(run, volume), atol=1e-4)
     assert arrays["mask"].shape == (1, 12, 10, 4)
+    assert arrays["volume_ml"][0] == pytest.approx(arrays["mask"].sum() * 0.8 * 0.8 * 2.0 / 1000, rel=1e-5)
 
 
 def test_cnn_only_run_matches(tmp_path):
@@ -115,7 +123,7 @@ def test_cnn_only_run_matches(tmp_path):
     export_run(run, tmp_path / "out", threshold=0.3, log=lambda _: None)
     signature = tf.saved_model.load(str(tmp_path / "out")).signatures["serving_default"]
     volume = _ct((20, 18, 3), seed=5)  # not multiples of the U-Net's 16
-    out = signature(ct=volume[None])
+    out = _serve(signature, volume[None])
     expected = _predict(run, volume)
     np.testing.assert_allclose(out["probability"].numpy()[0], expected, atol=1e-4)
     clear = np.abs(expected - 0.3) > 1e-4
@@ -175,3 +183,41 @@ def test_feed_from_request_refuses_what_tf_serving_refuses():
     named = feed_from_request({"instances": [{"ct": [[[1.0]]]}, {"ct": [[[2.0]]]}]})
     assert named["ct"].shape == (2, 1, 1, 1) and named["ct"][1, 0, 0, 0] == 2.0
     assert feed_from_request({"inputs": {"ct": [[[[3.0]]]]}})["ct"].shape == (1, 1, 1, 1)
+
+
+def test_volume_ml_is_mask_voxels_times_voxel_volume(birnn_export):
+    import tensorflow as tf
+
+    _, _, signature = birnn_export
+    volumes = np.stack([_ct((16, 16, 5), seed=6), _ct((16, 16, 5), seed=7)])
+    spacing = np.float32([[0.7, 0.8, 2.5], [1.0, 1.0, 1.0]])
+    out = signature(ct=volumes, spacing=spacing)
+    counts = out["mask"].numpy().reshape(2, -1).sum(1)
+    assert counts.min() > 0  # a random network's mask is not empty at 0.5 here
+    np.testing.assert_allclose(out["volume_ml"].numpy(), counts * spacing.prod(1) / 1000, rtol=1e-6)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="spacing must be"):
+        signature(ct=volumes, spacing=np.float32([[0.7, 0.0, 2.5], [1.0, 1.0, 1.0]]))
+
+
+def test_tf_serving_layout_next_free_version_and_refusals(tmp_path):
+    import tensorflow as tf
+
+    from tfpanc.export import export_model
+    from tfpanc.export.savedmodel import read_metadata, version_folder
+
+    run = write_random_run(tmp_path / "run", "pnet_msa", num_units=1, filters=2)
+    base = tmp_path / "models" / "pancreas"
+    (base / "3").mkdir(parents=True)  # an older version; a stray non-version folder is ignored
+    (base / "notes").mkdir()
+    written = export_model(run, base, log=lambda _: None)
+    assert written == base / "4" and (written / "saved_model.pb").is_file()
+    assert read_metadata(written)["method"] == "cai"
+    sig = tf.saved_model.load(str(written)).signatures["serving_default"]
+    assert _serve(sig, _ct((8, 8, 3), seed=8)[None])["mask"].shape == (1, 8, 8, 3)
+    with pytest.raises(InputError, match="already exists; TF Serving versions are immutable"):
+        export_model(run, base, version=4)
+    with pytest.raises(InputError, match="looks like a version folder"):
+        version_folder(base / "4")
+    with pytest.raises(InputError, match="--version: must be a positive integer"):
+        version_folder(base, 0)
+    assert sorted(p.name for p in base.iterdir()) == ["3", "4", "notes"]  # nothing half-written

@@ -31,7 +31,7 @@ def test_cai_trains_and_evaluates_on_jax_without_tensorflow(tmp_path):
              "--steps_per_epoch=2", "--epochs_per_unit=1", "--final_epochs=1", "--rnn_length=4",
              "--rnn_batch_size=1", "--rnn_epochs=1", "--verbose=0"]
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run([sys.executable, "-c", _RUN, *flags], env=env, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", _RUN, *flags], env=env, capture_output=True, text=True, encoding="utf-8",
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = (tmp_path / "run" / "train.log").read_text()

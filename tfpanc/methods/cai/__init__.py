@@ -24,6 +24,7 @@ METHOD = registry.register(registry.Method(
     train="tfpanc.methods.cai.recipe:train",
     predictor="tfpanc.methods.cai.predictor:load_predictor",
     evaluate="tfpanc.methods.cai.evaluation:evaluate_run",
+    compare="tfpanc.methods.cai.comparison",
     export="tfpanc.methods.cai.serving:export_run",
     predict_options=CaiPredictOptions,
     export_options=CaiExportOptions,

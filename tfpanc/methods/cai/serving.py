@@ -1,17 +1,12 @@
 """The serving graph of a cai run, and its export as a TF SavedModel.
 
-Serving contract (signature ``serving_default``):
-
-* input ``ct``: float32 ``[n, x, y, z]``, a batch of ``n`` raw CT volumes in
-  Hounsfield units, each indexed like :func:`tfpanc.data.io.load_volume`'s
-  array: ``[x, y, z]`` in nibabel's closest-canonical RAS+ order, so an
-  axial slice is ``volume[:, :, k]`` and ``z`` runs inferior to superior. The
-  volumes of one request share a shape; TF Serving's row format sends one
-  volume per instance. Any ``x, y, z >= 1`` is accepted (unless the export
-  pinned ``x = y = --slice_size``).
-* outputs, each ``[n, x, y, z]`` like the input: ``probability`` (float32,
-  the pancreas probability) and ``mask`` (uint8, ``probability >
-  threshold``, the run's threshold unless the export set another).
+Serving contract: :mod:`tfpanc.export.savedmodel` (``ct`` ``[n, x, y, z]``
+raw HU and ``spacing`` ``[n, 3]`` mm in; ``probability``, ``mask`` and
+``volume_ml`` out). The volumes of one request share a shape; TF Serving's
+row format sends one volume per instance. Any ``x, y, z >= 1`` is accepted
+(unless the export pinned ``x = y = --slice_size``); the mask is
+``probability > threshold``, the run's threshold unless the export set
+another; cai does not resample, so ``spacing`` only gives the volume.
 
 The graph is what :class:`tfpanc.methods.cai.predictor.CaiPredictor` does
 in numpy: the run's HU window mapped to [0, 1], each axial slice with its two
@@ -31,19 +26,12 @@ recurrence itself is convolutions, valid at any size).
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 from pathlib import Path
 
 from tfpanc.errors import InputError
-from tfpanc.output_paths import holds_only
-from tfpanc.export.rest import INPUT_NAME, SIGNATURE
+from tfpanc.export import savedmodel
 from tfpanc.inference.slicewise import MAX_SLICE_BATCH
 from tfpanc.training.run_dir import RunDir
-
-METADATA_FILE = "assets.extra/tfpanc_export.json"
-SAVED_MODEL_ENTRIES = ("saved_model.pb", "fingerprint.pb", "variables", "assets", "assets.extra")
 
 
 def check_run(model_dir):
@@ -65,7 +53,7 @@ def check_run(model_dir):
 
 
 def serving_fn(cnn, head, info, threshold):
-    """The serving function ``ct [n, x, y, z] -> {"probability", "mask"}``.
+    """The serving function ``(ct [n, x, y, z], spacing [n, 3]) -> {"probability", "mask", "volume_ml"}``.
 
     Args:
         cnn: the run's 2D network (channel 0 of its output: fused logits).
@@ -74,7 +62,7 @@ def serving_fn(cnn, head, info, threshold):
         threshold: probability threshold of the mask.
 
     Returns:
-        a Python function of one float32 tensor; wrap it in ``tf.function``.
+        a Python function of two float32 tensors; wrap it in ``tf.function``.
     """
     import tensorflow as tf
 
@@ -85,7 +73,6 @@ def serving_fn(cnn, head, info, threshold):
     low32, high32, scale32 = tf.constant(low, tf.float32), tf.constant(high, tf.float32), \
         tf.constant(high - low, tf.float32)
     multiple = networks.input_multiple(info["model"], info["num_units"])
-    threshold32 = tf.constant(threshold, tf.float32)
     bidir = None if head is None else head.get_layer("bidirectional_clstm")
     fusion = None if head is None else head.get_layer("direction_fusion")
 
@@ -118,31 +105,27 @@ def serving_fn(cnn, head, info, threshold):
                                parallel_iterations=1)
         return tf.reshape(out.concat(), [n, z, h, w])
 
-    def fn(ct):
+    def fn(ct, spacing):
         ct = tf.convert_to_tensor(ct, tf.float32)
         shape = tf.shape(ct)
         with tf.control_dependencies([tf.debugging.assert_positive(
-                shape[1:], message="ct must be [n, x, y, z] with x, y, z >= 1")]):
+                shape[1:], message="ct must be [n, x, y, z] with x, y, z >= 1"),
+                savedmodel.check_spacing(spacing)]):
             prob = cnn_probability(ct)  # [n, z, x, y]
         if bidir is not None:
             zeros = tf.zeros([shape[0], shape[1], shape[2], 1], tf.float32)
             both = bidir(prob[..., None], initial_state=[zeros, zeros, zeros, zeros], training=False)
             prob = tf.sigmoid(fusion(both)[..., 0])
-        prob = tf.transpose(prob, [0, 2, 3, 1])
-        return {"probability": prob, "mask": tf.cast(prob > threshold32, tf.uint8)}
+        return savedmodel.serving_outputs(tf.transpose(prob, [0, 2, 3, 1]), spacing, threshold)
 
     return fn
 
 
 def _metadata(model_dir, info, threshold, slice_size):
-    size = slice_size or -1
-    return {"format": "tfpanc cai SavedModel", "run": str(Path(model_dir).resolve()),
+    return {"format": "tfpanc cai SavedModel", "method": "cai", "run": str(Path(model_dir).resolve()),
             "model": info["model"], "num_units": info.get("num_units"), "filters": info.get("filters"),
             "birnn": bool(info.get("birnn")), "window_hu": list(info["window"]), "threshold": threshold,
-            "signature": SIGNATURE,
-            "input": {"name": INPUT_NAME, "dtype": "float32", "shape": [-1, size, size, -1],
-                      "layout": "[n, x, y, z], x, y, z as tfpanc.data.io.load_volume (RAS+), HU"},
-            "outputs": {"probability": "float32 [n, x, y, z]", "mask": "uint8 [n, x, y, z]"}}
+            "in_plane": slice_size or -1}
 
 
 def export_run(model_dir, export_dir, slice_size=None, threshold=None, log=print):
@@ -167,8 +150,9 @@ def export_run(model_dir, export_dir, slice_size=None, threshold=None, log=print
     >>> export_run("runs/quickstart", "serving/tfpanc/1")      # doctest: +SKIP
     >>> import tensorflow as tf                                # doctest: +SKIP
     >>> sig = tf.saved_model.load("serving/tfpanc/1").signatures["serving_default"]  # doctest: +SKIP
-    >>> sig(ct=tf.zeros((1, 64, 64, 8)))["mask"].shape         # doctest: +SKIP
-    TensorShape([1, 64, 64, 8])
+    >>> out = sig(ct=tf.zeros((1, 64, 64, 8)), spacing=tf.ones((1, 3)))  # doctest: +SKIP
+    >>> out["mask"].shape, out["volume_ml"].shape              # doctest: +SKIP
+    (TensorShape([1, 64, 64, 8]), TensorShape([1]))
     """
     if slice_size is not None and int(slice_size) < 1:
         raise InputError("--slice_size", f"must be a positive number of pixels, got {slice_size}")
@@ -176,46 +160,19 @@ def export_run(model_dir, export_dir, slice_size=None, threshold=None, log=print
     threshold = float(info.get("threshold", 0.5) if threshold is None else threshold)
     if not 0.0 < threshold < 1.0:
         raise InputError("--threshold", f"must be in (0, 1), got {threshold}")
-    export_dir = Path(export_dir)
-    if export_dir.exists() and (not export_dir.is_dir() or any(export_dir.iterdir())):
-        raise InputError(export_dir, "already exists; export to a new (version) folder")
-    if export_dir.parent.exists() and not export_dir.parent.is_dir():
-        raise InputError(export_dir.parent, "is not a folder")
-    partial = Path(f"{export_dir}.partial")
-    # Left by an interrupted export; a folder of that name holding anything else is the user's.
-    if partial.exists() and (not partial.is_dir() or not holds_only(partial, SAVED_MODEL_ENTRIES)):
-        raise InputError(partial, "exists and is not an interrupted tfpanc export; move it away first")
+    savedmodel.check_target(export_dir)
     # Checks above are TensorFlow-free, so a bad request fails in a second.
-    import keras
-
-    if keras.backend.backend() != "tensorflow":
-        raise InputError(None, f"export needs KERAS_BACKEND=tensorflow, not {keras.backend.backend()}")
-    import tensorflow as tf
-
+    keras = savedmodel.require_tensorflow_backend()
     from tfpanc.methods.cai.networks import load_models
 
     cnn, head, _ = load_models(Path(model_dir), info)
     size = None if slice_size is None else int(slice_size)
     archive = keras.export.ExportArchive()
-    archive.track(cnn)
-    if head is not None:
-        archive.track(head)
-    archive.add_endpoint(SIGNATURE, serving_fn(cnn, head, info, threshold),
-                         input_signature=[tf.TensorSpec([None, size, size, None], tf.float32, name=INPUT_NAME)])
-    if partial.exists():
-        shutil.rmtree(partial)  # an interrupted export's (checked above)
-    partial.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        archive.write_out(str(partial), verbose=False)
-        meta = partial / METADATA_FILE
-        meta.parent.mkdir(parents=True, exist_ok=True)
-        meta.write_text(json.dumps(_metadata(model_dir, info, threshold, size), indent=1) + "\n")
-        os.replace(partial, export_dir)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    log(f"exported {info['model']} ({'with' if head is not None else 'no'} BiRNN) of {model_dir} "
-        f"-> {export_dir} (signature {SIGNATURE!r}: {INPUT_NAME} float32 [n, x, y, z] HU -> "
-        f"probability, mask at {threshold:g})")
-    return export_dir
-
+    # No archive.track(): the endpoint captures the variables it uses, and tracking saves them twice
+    # (Keras 3.15; 0.74 vs 0.46 MB for a K=2, F=16 BiRNN run, same answers).
+    archive.add_endpoint(savedmodel.SIGNATURE, serving_fn(cnn, head, info, threshold),
+                         input_signature=savedmodel.input_signature(size))
+    return savedmodel.write_archive(
+        archive, export_dir, _metadata(model_dir, info, threshold, size), log=log,
+        summary=f"{info['model']} ({'with' if head is not None else 'no'} BiRNN) of {model_dir}, "
+                f"mask at probability > {threshold:g}")

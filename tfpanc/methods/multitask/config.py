@@ -181,3 +181,25 @@ class MultitaskPredictOptions:
             object.__setattr__(self, "step", positive_triple("step", self.step))
         if self.window_batch is not None and self.window_batch < 1:
             raise InputError("--window_batch", f"must be at least 1, got {self.window_batch}")
+
+
+@dataclasses.dataclass(frozen=True)
+class MultitaskExportOptions:
+    """``export``'s multitask flags (used by :func:`tfpanc.methods.multitask.serving.export_run`).
+
+    The same names, types and checks as :class:`MultitaskPredictOptions`'
+    ``step`` and ``window_batch``; there is no ``crf``: the CRF does not run
+    in the graph (the served answer is ``predict --nocrf``'s).
+
+    Example:
+    >>> MultitaskExportOptions(step=(8, 8, 4), window_batch=4).step
+    (8, 8, 4)
+    """
+
+    step: tuple = setting(None, "Sliding-window step x,y,z baked into the served graph; default: the run's "
+                                "(paper 4x16x16 = 16,16,4).", kind="list")
+    window_batch: int = setting(None, "C2 windows per network call in the served graph (memory against speed; "
+                                      "the result is the same); default 16.", kind="integer")
+
+    # The same checks as predict's, so a flag means the same in both commands.
+    __post_init__ = MultitaskPredictOptions.__post_init__

@@ -7,14 +7,15 @@ Where each part of the paper lives:
 * :mod:`~tfpanc.methods.two_stage.recipe`: both stages' training;
 * :mod:`~tfpanc.methods.two_stage.predictor`: Fig. 2, the boxes and the vote;
 * :mod:`~tfpanc.methods.two_stage.evaluation` and
-  ``python -m tfpanc.methods.two_stage.tables``: Tables 1 and 2.
+  ``python -m tfpanc.methods.two_stage.tables``: Tables 1 and 2;
+* :mod:`~tfpanc.methods.two_stage.serving`: the SavedModel for TF Serving.
 
 The model is :class:`tfpanc.models.UNet3D`; sliding windows, the vote and
 box arithmetic are generic (:mod:`tfpanc.inference`, :mod:`tfpanc.data.boxes`).
 """
 
 from tfpanc.methods import registry
-from tfpanc.methods.two_stage.config import TwoStageConfig
+from tfpanc.methods.two_stage.config import TwoStageConfig, TwoStageExportOptions
 
 METHOD = registry.register(registry.Method(
     name="two_stage",
@@ -22,5 +23,8 @@ METHOD = registry.register(registry.Method(
     train="tfpanc.methods.two_stage.recipe:train",
     predictor="tfpanc.methods.two_stage.predictor:load_predictor",
     evaluate="tfpanc.methods.two_stage.evaluation:evaluate_run",
+    export="tfpanc.methods.two_stage.serving:export_run",
+    export_options=TwoStageExportOptions,
+    compare="tfpanc.methods.two_stage.comparison",
     description="Two-stage 3D U-Net: 1/4-resolution coarse, ROI fine, Dice + center loss, two-box vote",
 ))

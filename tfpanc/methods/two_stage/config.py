@@ -60,3 +60,20 @@ class TwoStageConfig(SharedConfig):
             raise InputError("--fine_learning_rate", f"must be positive, got {self.fine_learning_rate}")
         if self.center_gamma < 0:
             raise InputError("--center_gamma", f"must not be negative, got {self.center_gamma}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TwoStageExportOptions:
+    """``export``'s two_stage flags (used by :func:`tfpanc.methods.two_stage.serving.export_run`).
+
+    Example:
+    >>> TwoStageExportOptions(window_batch=2).window_batch
+    2
+    """
+
+    window_batch: int = setting(None, "Fine windows per network call in the served graph (memory against "
+                                      "speed; the result is the same); default 1.", kind="integer")
+
+    def __post_init__(self):
+        if self.window_batch is not None and self.window_batch < 1:
+            raise InputError("--window_batch", f"must be at least 1, got {self.window_batch}")

@@ -9,6 +9,8 @@ Where each part of the paper lives:
   rounds, stopping rule, oracle box);
 * :mod:`~tfpanc.methods.zhou.crops`: the fine models' crops;
 * :mod:`~tfpanc.methods.zhou.predictor`: a pipeline on a volume;
+* :mod:`~tfpanc.methods.zhou.serving`: the pipeline as a SavedModel for TF
+  Serving (:mod:`~tfpanc.methods.zhou.random_pipeline`: a random one for tests);
 * :mod:`~tfpanc.methods.zhou.evaluation` and
   :mod:`~tfpanc.methods.zhou.table1_rows`: Table 1;
   ``python -m tfpanc.methods.zhou.table1`` pools folds into it.
@@ -17,7 +19,7 @@ The model is :class:`tfpanc.models.FCN8s`.
 """
 
 from tfpanc.methods import registry
-from tfpanc.methods.zhou.config import ZhouConfig, ZhouPredictOptions
+from tfpanc.methods.zhou.config import ZhouConfig, ZhouExportOptions, ZhouPredictOptions
 
 METHOD = registry.register(registry.Method(
     name="zhou",
@@ -25,6 +27,9 @@ METHOD = registry.register(registry.Method(
     train="tfpanc.methods.zhou.recipe:train",
     predictor="tfpanc.methods.zhou.predictor:load_predictor",
     evaluate="tfpanc.methods.zhou.evaluation:evaluate_run",
+    compare="tfpanc.methods.zhou.comparison",
+    export="tfpanc.methods.zhou.serving:export_run",
     predict_options=ZhouPredictOptions,
+    export_options=ZhouExportOptions,
     description="Zhou et al., fixed-point coarse-to-fine FCN-8s on three views (MICCAI 2017)",
 ))

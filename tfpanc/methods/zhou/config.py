@@ -96,3 +96,8 @@ class ZhouPredictOptions:
 
     def __post_init__(self):
         check_rounds(self.max_rounds, self.stop_threshold)
+
+
+@dataclasses.dataclass(frozen=True)
+class ZhouExportOptions(ZhouPredictOptions):
+    """``export``'s zhou flags: T and R the SavedModel's fixed point runs with (predict's fields)."""

@@ -1,0 +1,206 @@
+"""What every method's SavedModel shares: the serving contract, TF Serving's layout, the atomic write.
+
+Serving contract (signature ``serving_default``, the same for every method):
+
+* inputs: ``ct`` float32 ``[n, x, y, z]``, raw intensities (HU for CT)
+  indexed like :func:`tfpanc.data.io.load_volume`'s array (nibabel's
+  closest-canonical RAS+ order; an axial slice is ``volume[:, :, k]``), and
+  ``spacing`` float32 ``[n, 3]``, each volume's voxel size in mm (x, y, z).
+  Methods that resample (multitask) use it in the graph; every method uses
+  it for the volume.
+* outputs: ``probability`` float32 ``[n, x, y, z]`` and ``mask`` uint8
+  ``[n, x, y, z]`` on the input's grid, and ``volume_ml`` float32 ``[n]``,
+  the mask's volume in mL.
+
+Layout: TF Serving loads ``<base>/<name>/<version>/`` (a positive integer
+folder per version). :func:`version_folder` picks the next free version or
+checks a requested one; :func:`write_archive` writes the SavedModel to
+``<version>.partial`` and renames it when complete, so TF Serving (which
+polls the model folder) never sees half an export, and an interrupted
+export is cleaned up by the next one. A method's ``export_run`` builds its
+``keras.export.ExportArchive`` (Keras 3's export; ``tf.saved_model.save`` of a
+Keras 3 model gets names and dtypes wrong, keras-team/keras#19458) and hands
+it here.
+
+Example:
+>>> from pathlib import Path
+>>> import tempfile
+>>> base = Path(tempfile.mkdtemp())
+>>> version_folder(base / "tfpanc_cai").name                 # a new model starts at 1
+'1'
+>>> (base / "tfpanc_cai" / "1").mkdir(parents=True)
+>>> version_folder(base / "tfpanc_cai").name, version_folder(base / "tfpanc_cai", 7).name
+('2', '7')
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from tfpanc.errors import InputError
+from tfpanc.output_paths import holds_only
+
+SIGNATURE = "serving_default"
+CT = "ct"
+SPACING = "spacing"
+OUTPUTS = ("probability", "mask", "volume_ml")
+METADATA_FILE = "assets.extra/tfpanc_export.json"
+SAVED_MODEL_ENTRIES = ("saved_model.pb", "fingerprint.pb", "variables", "assets", "assets.extra")
+
+
+def versions(model_folder):
+    """The numbered version folders under a model folder, ascending (TF Serving's versions)."""
+    folder = Path(model_folder)
+    if not folder.is_dir():
+        return []
+    return sorted(int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit() and int(p.name) > 0)
+
+
+def version_folder(model_folder, version=None):
+    """``<model_folder>/<version>``: the next free version by default; an existing one is refused.
+
+    Args:
+        model_folder: ``BASE/NAME``, the model's base path in TF Serving.
+        version: a positive integer, or None for one more than the highest.
+
+    Raises:
+        InputError: a bad version, an existing version, a model folder that
+            is a file, or one that looks like a version folder itself.
+    """
+    folder = Path(model_folder)
+    if folder.name.isdigit() and version is None:
+        # The export CLI used to take the version folder itself: refuse rather than nest a version in it.
+        raise InputError("--export_dir", f"{folder} looks like a version folder; pass the model folder "
+                         f"(--export_dir={folder.parent}) and --version={folder.name}")
+    if folder.exists() and not folder.is_dir():
+        raise InputError(folder, "is not a folder")
+    if version is None:
+        return folder / str((versions(folder) or [0])[-1] + 1)
+    if int(version) < 1:
+        raise InputError("--version", f"must be a positive integer, got {version}")
+    target = folder / str(int(version))
+    if target.exists():
+        raise InputError(target, "already exists; TF Serving versions are immutable, export a new version")
+    return target
+
+
+def check_target(export_dir):
+    """Refuses an ``export_dir`` that holds anything, or a ``.partial`` folder that is not tfpanc's.
+
+    TensorFlow-free, so a bad request fails in a second.
+
+    Returns:
+        the ``.partial`` path the export is written to.
+    """
+    export_dir = Path(export_dir)
+    if export_dir.exists() and (not export_dir.is_dir() or any(export_dir.iterdir())):
+        raise InputError(export_dir, "already exists; export to a new (version) folder")
+    if export_dir.parent.exists() and not export_dir.parent.is_dir():
+        raise InputError(export_dir.parent, "is not a folder")
+    partial = Path(f"{export_dir}.partial")
+    # Left by an interrupted export; a folder of that name holding anything else is the user's.
+    if partial.exists() and (not partial.is_dir() or not holds_only(partial, SAVED_MODEL_ENTRIES)):
+        raise InputError(partial, "exists and is not an interrupted tfpanc export; move it away first")
+    return partial
+
+
+def require_tensorflow_backend():
+    """Keras on the TensorFlow backend (a SavedModel is TensorFlow), else a one-line error."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        raise InputError(None, f"export needs KERAS_BACKEND=tensorflow, not {keras.backend.backend()}")
+    return keras
+
+
+def input_signature(in_plane=None):
+    """``[ct, spacing]`` TensorSpecs; ``in_plane`` pins ``x = y`` (None: any size)."""
+    import tensorflow as tf
+
+    return [tf.TensorSpec([None, in_plane, in_plane, None], tf.float32, name=CT),
+            tf.TensorSpec([None, 3], tf.float32, name=SPACING)]
+
+
+def serving_outputs(probability, spacing, threshold):
+    """The contract's outputs of a ``[n, x, y, z]`` probability (inside a tf.function).
+
+    The mask is ``probability > threshold`` (or ``>=`` where a method's
+    predictor uses ``>=``: pass ``threshold`` as ``("ge", t)``); ``volume_ml``
+    is its voxel count times the voxel volume.
+    """
+    import tensorflow as tf
+
+    op, value = threshold if isinstance(threshold, tuple) else ("gt", threshold)
+    value = tf.constant(float(value), tf.float32)
+    mask = probability >= value if op == "ge" else probability > value
+    return outputs_from_mask(probability, mask, spacing)
+
+
+def outputs_from_mask(probability, mask, spacing):
+    """The contract's outputs of a probability and a mask made otherwise (inside a tf.function).
+
+    For methods whose mask is not a threshold of the served probability
+    (two_stage: a 2-of-3 vote); ``volume_ml`` is the mask's voxel count
+    times the voxel volume.
+    """
+    import tensorflow as tf
+
+    voxel_ml = tf.reduce_prod(tf.cast(spacing, tf.float32), axis=-1) / 1000.0
+    count = tf.reduce_sum(tf.cast(tf.cast(mask, tf.bool), tf.float32), axis=[1, 2, 3])
+    return {"probability": probability, "mask": tf.cast(mask, tf.uint8), "volume_ml": count * voxel_ml}
+
+
+def check_spacing(spacing):
+    """An assertion op: every spacing positive and finite (inside a tf.function)."""
+    import tensorflow as tf
+
+    spacing = tf.convert_to_tensor(spacing, tf.float32)
+    return tf.debugging.Assert(tf.reduce_all(tf.math.is_finite(spacing) & (spacing > 0)),
+                               ["spacing must be [n, 3] positive mm, got", spacing])
+
+
+def write_archive(archive, export_dir, metadata, log=print, summary=""):
+    """Writes ``archive`` (a ``keras.export.ExportArchive``) to ``export_dir`` atomically.
+
+    Args:
+        archive: the method's archive, its ``serving_default`` endpoint added.
+        export_dir: the version folder to create (checked by :func:`check_target`).
+        metadata: JSON-able description, stored as ``assets.extra/tfpanc_export.json``
+            (TF Serving ignores ``assets.extra``); the contract is added.
+        log: progress printer.
+        summary: the log line's description of what was exported.
+
+    Returns:
+        ``Path(export_dir)``.
+    """
+    export_dir = Path(export_dir)
+    partial = check_target(export_dir)
+    if partial.exists():
+        shutil.rmtree(partial)  # an interrupted export's (checked above)
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    record = dict(metadata, signature=SIGNATURE,
+                  inputs={CT: "float32 [n, x, y, z], raw intensities (HU for CT), as tfpanc.data.io.load_volume",
+                          SPACING: "float32 [n, 3], voxel spacing in mm (x, y, z)"},
+                  outputs={"probability": "float32 [n, x, y, z]", "mask": "uint8 [n, x, y, z]",
+                           "volume_ml": "float32 [n]"})
+    try:
+        archive.write_out(str(partial), verbose=False)
+        meta = partial / METADATA_FILE
+        meta.parent.mkdir(parents=True, exist_ok=True)
+        meta.write_text(json.dumps(record, indent=1) + "\n")
+        os.replace(partial, export_dir)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    log(f"exported {summary} -> {export_dir} (signature {SIGNATURE!r}: {CT} float32 [n, x, y, z], "
+        f"{SPACING} [n, 3] mm -> probability, mask, volume_ml)")
+    return export_dir
+
+
+def read_metadata(export_dir):
+    """The ``tfpanc_export.json`` of an export (or ``{}`` for a SavedModel not made by tfpanc)."""
+    path = Path(export_dir) / METADATA_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}

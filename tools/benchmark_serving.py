@@ -1,0 +1,116 @@
+r"""Latency of one CT through TF Serving's APIs against local predict, with the in-test server.
+
+Exports a randomly initialised cai run (``write_random_run``: the weights do
+not change the cost), serves it with ``tfpanc_tests/export/serving_stub.py``
+on loopback, and prints for a synthetic abdomen CT of each ``--shape``
+(median of ``--repeats`` after one warm-up call):
+
+* the SavedModel's size, export time and ``tf.saved_model.load`` time,
+* ``local``: the run's predictor in this process (what ``predict --model_dir`` runs),
+* ``signature``: the loaded SavedModel's ``serving_default`` called in
+  process (the served graph without transport),
+* ``grpc`` (probability and mask) and ``grpc mask`` (``output_filter``: the
+  mask and volume only, what ``predict --server`` asks without
+  ``--probabilities``), ``rest instances`` and ``rest inputs``: through
+  :mod:`tfpanc.export.client`, request and answer bytes included.
+
+The stub runs in this process and shares its CPUs with the client, so the
+transport figures include serialisation on both sides (as on one machine);
+the stub is Python, so they bound what ``tensorflow_model_server`` (C++)
+adds from above. Usage::
+
+    python tools/benchmark_serving.py                                   # 128x128x48, pnet_msa_birnn K=2 F=8
+    python tools/benchmark_serving.py --shape 128,128,48 --shape 512,512,240 --repeats 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tfpanc_tests' stub
+
+import numpy as np  # noqa: E402
+from bench_util import synthetic_ct  # noqa: E402
+
+
+def timed(fn, repeats):
+    fn()  # warm-up: tracing, first loads, connection set-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def folder_mib(path):
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file()) / 2 ** 20
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shape", action="append", help="x,y,z of the CT (repeatable; default 128,128,48)")
+    parser.add_argument("--model", default="pnet_msa_birnn", help="cai --model of the random run")
+    parser.add_argument("--num_units", type=int, default=2)
+    parser.add_argument("--filters", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip_rest", action="store_true", help="no REST (JSON of a 512^2 scan is ~1 GB)")
+    args = parser.parse_args()
+    shapes = [tuple(int(v) for v in s.split(",")) for s in (args.shape or ["128,128,48"])]
+
+    import tensorflow as tf
+
+    from tfpanc.export.client import connect
+    from tfpanc.methods.cai.predictor import load_predictor
+    from tfpanc.methods.cai.random_run import write_random_run
+    from tfpanc.methods.cai.serving import export_run
+    from tfpanc_tests.export.serving_stub import ServingStub
+
+    root = Path(tempfile.mkdtemp(prefix="benchmark_serving_"))
+    try:
+        run = write_random_run(root / "run", args.model, num_units=args.num_units, filters=args.filters)
+        start = time.perf_counter()
+        export = export_run(run, root / "base" / "tfpanc_cai" / "1", log=lambda _: None)
+        export_s = time.perf_counter() - start
+        start = time.perf_counter()
+        signature = tf.saved_model.load(str(export)).signatures["serving_default"]
+        load_s = time.perf_counter() - start
+        print(f"{args.model} K={args.num_units} F={args.filters}: SavedModel {folder_mib(export):.1f} MiB, "
+              f"export {export_s:.1f} s, load {load_s:.1f} s")
+        local = load_predictor(run, {}, None)
+        with ServingStub(root / "base") as stub:
+            clients = {"grpc": connect(stub.grpc_address, "tfpanc_cai", protocol="grpc", timeout=3600)}
+            if not args.skip_rest:
+                for fmt in ("instances", "inputs"):
+                    clients[f"rest {fmt}"] = connect(stub.rest_address, "tfpanc_cai", protocol="rest",
+                                                     rest_format=fmt, timeout=3600)
+            for shape in shapes:
+                ct = synthetic_ct(shape)[0].astype(np.float32)
+                spacing = (0.8, 0.8, 2.5)
+                feed = {"ct": tf.constant(ct[None]), "spacing": tf.constant(np.float32([spacing]))}
+                cases = {"local": lambda: local(ct, probability=True),
+                         "signature": lambda: signature(**feed)["probability"].numpy()}
+                for name, client in clients.items():
+                    cases[name] = lambda c=client: c.predict(ct, spacing)
+                cases["grpc mask"] = lambda: clients["grpc"].predict(ct, spacing, ["mask", "volume_ml"])
+                figures = {name: timed(fn, args.repeats) for name, fn in cases.items()}
+                print(f"{'x'.join(map(str, shape))} ({ct.nbytes / 2 ** 20:.0f} MiB float32): " +
+                      ", ".join(f"{name} {s:.2f} s" for name, s in figures.items()))
+                base = figures["local"]
+                print("  vs local: " + ", ".join(f"{name} {s / base:.2f}x" for name, s in figures.items()
+                                                if name != "local"))
+            for client in clients.values():
+                client.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
