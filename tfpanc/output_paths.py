@@ -11,6 +11,7 @@ a second name of the same file counts as the same file.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from tfpanc.errors import InputError
@@ -90,3 +91,38 @@ def holds_only(folder, names):
     so a user's own files are never removed with it.
     """
     return all(entry.name in names for entry in Path(folder).iterdir())
+
+
+def check_writable(path, flag, folder_output=False):
+    """Refuses an output that cannot be written, before any long work starts.
+
+    The file's folder (with ``folder_output``, the output folder itself)
+    must be a folder we may write in, or not exist yet below one (it is
+    created then): a path under a file, in a read-only or
+    missing place like ``/proc``, fails here in one line instead of after
+    an hour of inference.
+
+    Example:
+    >>> check_writable("/proc/mask.nii.gz", "--output")
+    Traceback (most recent call last):
+    tfpanc.errors.InputError: error: /proc/mask.nii.gz: --output cannot be written (/proc: ...)
+    """
+    path = Path(path)
+    if folder_output and path.exists() and not path.is_dir():
+        raise InputError(path, f"{flag} is a file, not a folder")
+    folder = path if folder_output else path.parent
+    while not folder.exists():
+        if folder.parent == folder:
+            break
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputError(path, f"{flag} cannot be written ({folder} is a file, not a folder)")
+    # Try it: os.access() says yes to root even on /proc or a read-only mount.
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".tfpanc-write-check.", dir=folder)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        raise InputError(path, f"{flag} cannot be written ({folder}: {e.strerror})") from None
+    if not folder_output and path.is_dir():
+        raise InputError(path, f"{flag} is a folder; name the file to write")

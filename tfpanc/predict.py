@@ -54,7 +54,7 @@ from tfpanc.errors import InputError
 from tfpanc.inference.body_crop import predict_in_body
 from tfpanc.inference.spacing import predict_at_spacing
 from tfpanc.methods import registry
-from tfpanc.output_paths import refuse_overlap, refuse_same_outputs
+from tfpanc.output_paths import check_writable, refuse_overlap, refuse_same_outputs
 
 
 def define_flags(fv):
@@ -126,6 +126,10 @@ def plan_jobs(input_path, output, probabilities):
             jobs.append((f, Path(output) / name, None if probabilities is None else Path(probabilities) / name))
     refuse_same_outputs([(f"--output for {src.name}", mask) for src, mask, _ in jobs] +
                         [(f"--probabilities for {src.name}", prob) for src, _, prob in jobs])
+    for _, mask, prob in jobs:
+        check_writable(mask, "--output")
+        if prob is not None:
+            check_writable(prob, "--probabilities")
     return jobs
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from tfpanc import cli
 from tfpanc.errors import InputError
 from tfpanc.methods import registry
+from tfpanc.output_paths import check_writable
 from tfpanc.training.callbacks import RunLog
 from tfpanc.training.run_dir import RunDir
 
@@ -90,6 +91,7 @@ def run_training(method, cfg, log=None):
     if plan.cluster is not None and plan.cluster.index > 0:
         return _train_worker(method, cfg, distribution.setup(plan), log)
     raw = check_data(cfg)
+    check_writable(cfg.model_dir, "--model_dir", folder_output=True)
     dist = distribution.setup(plan)  # devices first: before TensorFlow runs an op
     run = RunDir(cfg.model_dir)
     run.create(cfg.to_flagfile())
