@@ -37,7 +37,7 @@ from tfpanc import cli
 from tfpanc.errors import InputError
 from tfpanc.metrics.summary import format_table, summarize
 from tfpanc.metrics.threshold_sweep import plot_threshold_sweep
-from tfpanc.result_files import read_json, write_csv_rows, write_json, write_text
+from tfpanc.result_files import read_case_rows, read_json, write_csv_rows, write_json, write_text
 
 PAPER_FIRST = ("dsc", "jaccard", "precision", "recall", "avd")
 # Settings that make two runs different experiments: their cases must not be pooled.
@@ -90,23 +90,11 @@ def expand_model_dirs(spec):
 
 
 def _read_rows(path):
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or "case" not in reader.fieldnames:
-            raise InputError(path, "not a per-case metrics file (no 'case' column)")
-        rows = []
-        for line in reader:
-            row = {"case": line["case"]}
-            for key, value in line.items():
-                if key == "case":
-                    continue
-                try:
-                    row[key] = float(value)
-                except (TypeError, ValueError):
-                    raise InputError(path, f"case {line['case']}: {key}={value!r} is not a number") from None
-            rows.append(row)
-    if not rows:
-        raise InputError(path, "holds no cases")
+    rows = read_case_rows(path)
+    for row in rows:
+        for key, value in row.items():
+            if key != "case" and not isinstance(value, float):
+                raise InputError(path, f"case {row['case']}: {key}={value!r} is not a number")
     return rows
 
 

@@ -80,6 +80,31 @@ def read_json(path, remedy):
         raise InputError(path, f"cannot be read ({e.strerror}); {remedy}") from None
 
 
+def _number_or_text(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def read_case_rows(path):
+    """The rows of a per-case CSV (a ``case`` column): numbers as floats, other values as text.
+
+    Raises:
+        InputError: no ``case`` column, or no rows.
+    """
+    from tfpanc.errors import InputError
+
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or "case" not in reader.fieldnames:
+            raise InputError(path, "not a per-case metrics file (no 'case' column)")
+        rows = [{k: (v if k == "case" else _number_or_text(v)) for k, v in line.items()} for line in reader]
+    if not rows:
+        raise InputError(path, "holds no cases")
+    return rows
+
+
 def write_csv_rows(path, rows, columns=None):
     """Writes ``rows`` (dicts) as CSV with a header, atomically.
 

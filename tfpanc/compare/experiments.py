@@ -11,14 +11,13 @@ case are refused, as in :mod:`tfpanc.cv_report`.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 from pathlib import Path
 
 from tfpanc.cv_report import expand_model_dirs
 from tfpanc.errors import InputError
-from tfpanc.result_files import read_json
+from tfpanc.result_files import read_case_rows, read_json
 
 
 @dataclasses.dataclass
@@ -57,25 +56,6 @@ class Experiment:
         return out
 
 
-def _number_or_text(value):
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return value
-
-
-def read_cases(path):
-    """Per-case rows of a ``per_case.csv``; numbers as floats, other values as text."""
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or "case" not in reader.fieldnames:
-            raise InputError(path, "not a per-case metrics file (no 'case' column)")
-        rows = [{k: (v if k == "case" else _number_or_text(v)) for k, v in line.items()} for line in reader]
-    if not rows:
-        raise InputError(path, "holds no cases")
-    return rows
-
-
 def dataset_of(run_dir, info):
     """The data set a run was trained and evaluated on, e.g. ``phantom``; ``unknown (...)`` if unreadable."""
     if info.get("dataset"):
@@ -105,7 +85,7 @@ def load_run(run_dir):
         raise InputError(per_case, "missing: evaluate this run first (train with --evaluate, or "
                          "python -m tfpanc.evaluate)")
     cnn = run_dir / "eval" / "per_case_cnn_only.csv"
-    return info, read_cases(per_case), read_cases(cnn) if cnn.is_file() else []
+    return info, read_case_rows(per_case), read_case_rows(cnn) if cnn.is_file() else []
 
 
 def group_runs(specs, key_of):

@@ -44,7 +44,8 @@ class Ours:
     """Our side of one row.
 
     Args:
-        values: ``{metric: per-case values}`` (paper units), or one number per metric.
+        values: ``{metric: per-case values}`` (paper units), one number per metric, or
+            ``{mean, std, min, max, n}`` summaries made elsewhere.
         dataset: the data set and case count the values come from.
         note: what the reader should know (which run, which setting).
     """
@@ -63,6 +64,8 @@ class Ours:
         v = self.values.get(metric)
         if v is None:
             return None
+        if isinstance(v, dict):  # summarised already (a method's own table code did it)
+            return dict(v)
         if np.ndim(v) == 0:
             return {"mean": float(v), "n": self.cases} if np.isfinite(v) else None
         a = np.asarray(v, float)

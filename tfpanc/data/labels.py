@@ -43,8 +43,11 @@ def label_mask(array, path, label_values=None, flag="--label_values"):
     low, high = (array.min(), array.max()) if array.size else (0, 0)
     if low < 0 or high > 255:
         raise InputError(path, f"holds values from {low:g} to {high:g}: an image, not a label mask")
-    counts = np.bincount(array.astype(np.int64, copy=False).ravel(), minlength=1)
-    values = np.flatnonzero(counts)
+    # Values are 0..255 here: mark them in a 256-entry table (one byte per voxel at most is copied,
+    # where np.unique would sort the volume and np.bincount widen it to 8 bytes a voxel).
+    present = np.zeros(256, bool)
+    present[array.astype(np.uint8, copy=False).ravel()] = True
+    values = np.flatnonzero(present)
     if values.size > MAX_LABEL_VALUES:
         raise InputError(path, f"holds {values.size} distinct values: an image, not a label mask")
     if not label_values:

@@ -107,6 +107,40 @@ def check_target(export_dir):
     return partial
 
 
+# Why the graphs serve CT only: MRI's per-volume normalisation is not in them.
+CT_ONLY = "export serves CT runs only (MRI needs per-volume statistics the graph does not compute)"
+
+
+def served_run(model_dir, method, weight_files, required=(), ct_only=CT_ONLY):
+    """``run.json`` of a run ``method``'s export can serve, else a one-line InputError (TensorFlow-free).
+
+    Args:
+        model_dir: the run folder.
+        method: the method its run.json must name.
+        weight_files: ``info -> [weights file names]`` (relative to the run).
+        required: run.json keys the graph needs.
+        ct_only: the reason a non-CT run is refused.
+    """
+    from tfpanc.training.run_dir import RunDir
+
+    run = RunDir(model_dir)
+    if not run.path.is_dir():
+        raise InputError(run.path, "no such run folder")
+    info = run.run_info()
+    if info.get("method") != method:
+        raise InputError(run.path / "run.json", f"unsupported method {info.get('method')!r} "
+                         f"(this export serves {method} runs)")
+    if info.get("modality", "ct") != "ct":
+        raise InputError(run.path / "run.json", f"modality {info.get('modality')!r}: {ct_only}")
+    missing = [k for k in required if k not in info]
+    if missing:
+        raise InputError(run.path / "run.json", f"lacks {', '.join(missing)}; retrain the run with this tfpanc")
+    for name in weight_files(info):
+        if not name or not (run.path / str(name)).is_file():
+            raise InputError(run.path / str(name), "weights file named in run.json is missing")
+    return info
+
+
 def require_tensorflow_backend():
     """Keras on the TensorFlow backend (a SavedModel is TensorFlow), else a one-line error."""
     import keras

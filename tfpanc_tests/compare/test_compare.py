@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tfpanc.compare import compare_runs, write_report
-from tfpanc.compare.tables import PAPER_FILE, format_stats, paper_tables
+from tfpanc.compare.tables import format_stats, paper_tables
 from tfpanc.errors import InputError
 
 REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "paper_results.json"
@@ -76,7 +76,6 @@ def test_every_shipped_table_is_well_formed():
             for stats in row.values():
                 assert "mean" in stats and all(np.isfinite(v) for v in stats.values())
     assert "PNet-64" in next(t for t in tables if t["id"] == "cai_II_ct")["not_reproducible"]
-    assert PAPER_FILE.is_file()
 
 
 def test_multitask_folds_pool_into_table_one_and_ablation_rows(tmp_path):
@@ -113,7 +112,11 @@ def test_zhou_rows_follow_the_stopping_rule_from_the_trace(tmp_path):
     assert rows[("Best among All Iterations", "DSC")]["ours"].startswith("75.0")
     assert rows[("After 2 Iterations", "DSC")]["ours"].startswith("72.5")
     assert rows[("Coarse Segmentation", "DSC")]["ours"].startswith("60.0")
-    assert ("After 5 Iterations", "DSC") in rows and rows[("After 5 Iterations", "DSC")]["ours"] == "-"
+    # T = 3: "After 5" needs a case that settled (b's d(3) = 1, a fixed point: its last mask stands);
+    # a ran out of rounds unsettled and is left out.
+    assert rows[("After 5 Iterations", "DSC")]["ours"].startswith("74.0") and \
+        rows[("After 5 Iterations", "DSC")]["cases"] == 1
+    assert rows[("Oracle Bounding Box", "DSC")]["ours"].startswith("85.0")
 
 
 def test_cai_birnn_run_fills_table_three_and_two_stage_folds(tmp_path):

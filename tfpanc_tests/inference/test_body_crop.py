@@ -58,8 +58,11 @@ def test_body_touching_the_border_and_all_body_volumes():
     out = predict_in_body(toy, ct, (1.0, 1.0, 1.0), probability=True, margin_mm=3)
     assert out["body_box"].tolist() == [[0, 15], [2, 18], [0, 5]] and seen[-1] == (15, 16, 5)
     assert out["mask"].sum() == 12 * 10 * 5 and out["summary"] == "toy"
-    full = predict_in_body(toy, np.full((8, 8, 3), 40.0), (1.0, 1.0, 1.0))
-    assert seen[-1] == (8, 8, 3) and full["mask"].all()  # no air: the volume itself, uncopied
+    passed = []
+    no_air = np.full((8, 8, 3), 40.0)
+    full = predict_in_body(lambda img, probability=False, spacing=None: passed.append(img) or {"mask": img > 0},
+                           no_air, (1.0, 1.0, 1.0))
+    assert passed[0] is no_air and full["mask"].all()  # no air: the volume itself, uncopied
 
 
 def test_predict_command_crops_ct_by_default_and_not_with_nobody_crop(tmp_path, capsys):

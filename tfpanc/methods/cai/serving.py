@@ -31,26 +31,13 @@ from pathlib import Path
 from tfpanc.errors import InputError
 from tfpanc.export import savedmodel
 from tfpanc.inference.slicewise import MAX_SLICE_BATCH
-from tfpanc.training.run_dir import RunDir
 
 
 def check_run(model_dir):
     """``run.json`` of a run the export can serve, else a one-line InputError."""
-    run = RunDir(model_dir)
-    if not run.path.is_dir():
-        raise InputError(run.path, "no such run folder")
-    info = run.run_info()
-    if info.get("method") != "cai":
-        raise InputError(run.path / "run.json", f"unsupported method {info.get('method')!r} (export serves cai runs)")
-    if info.get("modality") != "ct":
-        raise InputError(run.path / "run.json", f"modality {info.get('modality')!r}: export serves CT runs only "
-                         "(MRI needs per-volume statistics the graph does not compute)")
-    weights = [info.get("cnn_weights")] + ([info["birnn"].get("weights")] if info.get("birnn") else [])
-    for name in weights:
-        if not name or not (run.path / name).is_file():
-            raise InputError(run.path / str(name), "weights file named in run.json is missing")
-    return info
-
+    return savedmodel.served_run(
+        model_dir, "cai",
+        lambda info: [info.get("cnn_weights")] + ([info["birnn"].get("weights")] if info.get("birnn") else []))
 
 def serving_fn(cnn, head, info, threshold):
     """The serving function ``(ct [n, x, y, z], spacing [n, 3]) -> {"probability", "mask", "volume_ml"}``.

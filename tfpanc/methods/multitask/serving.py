@@ -36,7 +36,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tfpanc.errors import InputError
 from tfpanc.export import savedmodel
 from tfpanc.training.run_dir import RunDir
 
@@ -48,24 +47,9 @@ _RUN_KEYS = ("spacing", "body_threshold", "c1_decimation", "c1_patch", "c1_openi
 
 def check_run(model_dir):
     """``run.json`` of a multitask run the export can serve, else a one-line InputError."""
-    run = RunDir(model_dir)
-    if not run.path.is_dir():
-        raise InputError(run.path, "no such run folder")
-    info = run.run_info()
-    if info.get("method") != "multitask":
-        raise InputError(run.path / "run.json", f"unsupported method {info.get('method')!r} "
-                         "(this export serves multitask runs)")
-    if info.get("modality", "ct") != "ct":
-        raise InputError(run.path / "run.json", f"modality {info.get('modality')!r}: the multitask method "
-                         "is for CT (its body crop thresholds HU)")
-    missing = [k for k in _RUN_KEYS if k not in info]
-    if missing:
-        raise InputError(run.path / "run.json", f"lacks {', '.join(missing)}; retrain the run with this tfpanc")
-    for key in ("c1_weights", "c2_weights"):
-        if not (run.path / str(info[key])).is_file():
-            raise InputError(run.path / str(info[key]), "weights file named in run.json is missing")
-    return info
-
+    return savedmodel.served_run(model_dir, "multitask", lambda info: [info["c1_weights"], info["c2_weights"]],
+                                 required=_RUN_KEYS,
+                                 ct_only="the multitask method is for CT (its body crop thresholds HU)")
 
 def serving_fn(c1, c2, info, step=None, window_batch=DEFAULT_WINDOW_BATCH):
     """The serving function ``(ct [n, x, y, z], spacing [n, 3]) -> {"probability", "mask", "volume_ml"}``.

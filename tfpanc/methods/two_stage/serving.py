@@ -36,7 +36,6 @@ from pathlib import Path
 
 from tfpanc.errors import InputError
 from tfpanc.export import savedmodel
-from tfpanc.training.run_dir import RunDir
 
 DEFAULT_WINDOW_BATCH = 1
 _RUN_KEYS = ("decimation", "coarse_frame", "fine_patch", "depth", "window", "coarse_box_margin", "fine_margin",
@@ -45,24 +44,8 @@ _RUN_KEYS = ("decimation", "coarse_frame", "fine_patch", "depth", "window", "coa
 
 def check_run(model_dir):
     """``run.json`` of a two_stage run the export can serve, else a one-line InputError."""
-    run = RunDir(model_dir)
-    if not run.path.is_dir():
-        raise InputError(run.path, "no such run folder")
-    info = run.run_info()
-    if info.get("method") != "two_stage":
-        raise InputError(run.path / "run.json", f"unsupported method {info.get('method')!r} "
-                         "(this export serves two_stage runs)")
-    if info.get("modality") != "ct":
-        raise InputError(run.path / "run.json", f"modality {info.get('modality')!r}: export serves CT runs only "
-                         "(MRI needs per-volume statistics the graph does not compute)")
-    missing = [k for k in _RUN_KEYS if k not in info]
-    if missing:
-        raise InputError(run.path / "run.json", f"lacks {', '.join(missing)}; retrain the run with this tfpanc")
-    for key in ("coarse_weights", "fine_weights"):
-        if not (run.path / str(info[key])).is_file():
-            raise InputError(run.path / str(info[key]), "weights file named in run.json is missing")
-    return info
-
+    return savedmodel.served_run(model_dir, "two_stage", lambda info: [info["coarse_weights"], info["fine_weights"]],
+                                 required=_RUN_KEYS)
 
 def serving_fn(coarse, fine, info, window_batch=DEFAULT_WINDOW_BATCH):
     """The serving function ``(ct [n, x, y, z], spacing [n, 3]) -> {"probability", "mask", "volume_ml"}``.
