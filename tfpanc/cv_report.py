@@ -37,7 +37,8 @@ from tfpanc import cli
 from tfpanc.errors import InputError
 from tfpanc.metrics.summary import format_table, summarize
 from tfpanc.metrics.threshold_sweep import plot_threshold_sweep
-from tfpanc.result_files import read_case_rows, read_json, write_csv_rows, write_json, write_text
+from tfpanc.result_files import (read_case_rows, read_json, sweep_temporaries, write_csv_rows, write_json,
+                                 write_text, written_together)
 
 PAPER_FIRST = ("dsc", "jaccard", "precision", "recall", "avd")
 # Settings that make two runs different experiments: their cases must not be pooled.
@@ -229,26 +230,27 @@ def write_report(report, output_dir, text=None):
     out = Path(output_dir)
     if out.exists() and not out.is_dir():
         raise InputError(out, "exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
     text = format_report(report) if text is None else text
     summary = {"runs": [str(f.run_dir) for f in report.folds], "cases": len(report.rows),
                "final": report.summary}
     if report.cnn_summary is not None:
         summary["cnn_only"] = report.cnn_summary
-    write_csv_rows(out / "per_case.csv", report.rows)
-    if report.cnn_rows:
-        write_csv_rows(out / "per_case_cnn_only.csv", report.cnn_rows)
-    if report.sweep is not None:
-        names = list(report.sweep)[1:]
-        summary["threshold_sweep"] = {k: np.round(v, 5).tolist() for k, v in report.sweep.items()}
-        write_csv_rows(out / "threshold_sweep.csv",
-                   [{"threshold": f"{t:.2f}", **{n: f"{report.sweep[n][i]:.5f}" for n in names}}
-                    for i, t in enumerate(report.sweep["thresholds"])])
-        plot_threshold_sweep(report.sweep["thresholds"], {n: report.sweep[n] for n in names},
-                             out / "threshold_sweep.png",
-                             f"threshold vs DSC, {len(report.folds)} folds ({len(report.rows)} cases)")
-    write_json(out / "summary.json", summary)
-    write_text(out / "report.txt", text + "\n")
+    sweep_temporaries(out)
+    with written_together(folder=out):  # every file of the report, or none
+        write_csv_rows(out / "per_case.csv", report.rows)
+        if report.cnn_rows:
+            write_csv_rows(out / "per_case_cnn_only.csv", report.cnn_rows)
+        if report.sweep is not None:
+            names = list(report.sweep)[1:]
+            summary["threshold_sweep"] = {k: np.round(v, 5).tolist() for k, v in report.sweep.items()}
+            write_csv_rows(out / "threshold_sweep.csv",
+                           [{"threshold": f"{t:.2f}", **{n: f"{report.sweep[n][i]:.5f}" for n in names}}
+                            for i, t in enumerate(report.sweep["thresholds"])])
+            plot_threshold_sweep(report.sweep["thresholds"], {n: report.sweep[n] for n in names},
+                                 out / "threshold_sweep.png",
+                                 f"threshold vs DSC, {len(report.folds)} folds ({len(report.rows)} cases)")
+        write_json(out / "summary.json", summary)
+        write_text(out / "report.txt", text + "\n")
     return out
 
 

@@ -40,7 +40,7 @@ from tfpanc import cli
 from tfpanc.data.labels import label_mask
 from tfpanc.errors import InputError
 from tfpanc.metrics.summary import DEFAULT_METRICS, METRICS, all_metrics, format_table, summarize
-from tfpanc.result_files import write_json, write_text
+from tfpanc.result_files import sweep_temporaries, write_json, write_text, written_together
 
 SUFFIXES = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd")
 
@@ -164,20 +164,21 @@ def evaluate_folders(pred_dir, label_dir, metrics=None, label_values=()):
 
 
 def write_outputs(output_dir, rows, summary, settings):
-    """Writes ``per_case.csv`` and ``summary.json`` (each atomically)."""
+    """Writes ``per_case.csv`` and ``summary.json``, together (both appear, or neither)."""
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    sweep_temporaries(output_dir)
     columns = ["case"] + list(summary)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
         writer.writerow([row["case"]] + [repr(float(row[m])) for m in columns[1:]])
-    write_text(output_dir / "per_case.csv", buf.getvalue())
     # JSON keeps raw values: overlap metrics are fractions there, not percent.
     units = {m: "fraction" if METRICS[m][1] else METRICS[m][0] for m in summary}
     doc = dict(settings, n_cases=len(rows), units=units, metrics=summary)
-    write_json(output_dir / "summary.json", doc, indent=2, allow_nan=False)
+    with written_together(folder=output_dir):  # both files or neither
+        write_text(output_dir / "per_case.csv", buf.getvalue())
+        write_json(output_dir / "summary.json", doc, indent=2, allow_nan=False)
 
 
 def _parse_label_values(values):

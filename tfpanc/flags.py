@@ -170,7 +170,7 @@ class SharedConfig:
     LOSSES = ()
     # Written to flags.cfg only when not at their default, so that runs recorded
     # before these flags existed resume unchanged.
-    RECORDED_WHEN_SET = ("distribution", "num_devices", "sync_batchnorm")
+    RECORDED_WHEN_SET = ("distribution", "num_devices", "sync_batchnorm", "phantom_modality")
 
     method: str = setting("cai", "Paper whose recipe to run (see python -m tfpanc.methods).")
     model: str = setting("", "Network of the method; empty: the method's default (cai: pnet_msa_birnn, "
@@ -181,6 +181,8 @@ class SharedConfig:
                                     "there first.")
     phantom_shape: tuple = setting((128, 128, 48), "Shape of generated phantom cases.")
     phantom_seed: int = setting(0, "Seed of generated phantom cases.")
+    phantom_modality: str = setting("ct", "Modality of generated phantom cases: ct, or mri (T1-like, for "
+                                          "Cai et al.'s MRI rows).", choices=("ct", "mri"))
     fold: int = setting(0, "Cross-validation fold held out for the final evaluation; -1 trains on all.")
     val_fraction: float = setting(0.1, "Share of the training folds' cases kept for per-epoch validation "
                                        "(seeded by --seed, at least one case when > 0; persisted in "
@@ -242,8 +244,11 @@ class SharedConfig:
             if self.distribution == "none":
                 raise InputError("--num_devices", "applies to --distribution=mirrored or multi_worker only")
         check_not_negative(self, ("phantom_cases",))
-        if len(self.phantom_shape) != 3 or min(self.phantom_shape) < 1:
-            raise InputError("--phantom_shape", f"expected 3 positive integers, got {self.phantom_shape}")
+        from tfpanc.data.phantom.case import MIN_EDGE
+
+        if len(self.phantom_shape) != 3 or min(self.phantom_shape) < MIN_EDGE:
+            raise InputError("--phantom_shape", f"expected 3 integers >= {MIN_EDGE}, "
+                             f"got {','.join(map(str, self.phantom_shape))}")
         if not self.learning_rate > 0:
             raise InputError("--learning_rate", f"must be positive, got {self.learning_rate}")
         check_unit_interval("threshold", self.threshold)

@@ -3,7 +3,7 @@ r"""Segments the pancreas in CT/MRI files with a trained run.
 Usage::
 
     python -m tfpanc.predict --model_dir=runs/quickstart --input=ct.nii.gz \
-        --output=mask.nii.gz [--probabilities=prob.nii.gz]
+        --output=mask.nii.gz [--probabilities=prob.nii.gz] [--preview=preview.png]
 
 ``--input`` is a NIfTI / .mha / .nrrd file or a DICOM series folder; the mask
 (uint8, 1 = pancreas) is written on the input's own grid, so it overlays the
@@ -40,6 +40,8 @@ answer within ``--timeout``) is one line and writes nothing for that input.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import time
 from pathlib import Path
@@ -52,9 +54,13 @@ from tfpanc.data import io
 from tfpanc.data.layouts import strip_suffix
 from tfpanc.errors import InputError
 from tfpanc.inference.body_crop import predict_in_body
+from tfpanc.inference.precision import PRECISIONS, compute_precision
+from tfpanc.inference.preview import write_preview
+from tfpanc.inference.progress import reporting
 from tfpanc.inference.spacing import predict_at_spacing
 from tfpanc.methods import registry
 from tfpanc.output_paths import check_writable, refuse_overlap, refuse_same_outputs
+from tfpanc.result_files import sweep_temporaries, written_together
 
 
 def define_flags(fv):
@@ -64,6 +70,9 @@ def define_flags(fv):
     flags.DEFINE_string("output", None, "Mask file (.nii.gz, .nii, .mha, .nrrd), or a folder for a folder "
                         "input.", flag_values=fv)
     flags.DEFINE_string("probabilities", None, "Optional probability map file (folder for a folder input).",
+                        flag_values=fv)
+    flags.DEFINE_string("preview", None, "Optional PNG: axial, coronal and sagittal slices through the "
+                        "pancreas with the mask's outline and its volume (a folder for a folder input).",
                         flag_values=fv)
     flags.DEFINE_string("server", None, "TF Serving HOST:PORT to predict with instead of --model_dir "
                         "(gRPC 8500, REST 8501 by default).", flag_values=fv)
@@ -80,6 +89,11 @@ def define_flags(fv):
     flags.DEFINE_bool("resample", True, "Resample each input to the run's training spacing (run.json's "
                       "training_spacing) and the result back; --noresample predicts at the input's spacing.",
                       flag_values=fv)
+    flags.DEFINE_enum("precision", "float32", list(PRECISIONS), "Compute precision of the networks: bfloat16 is "
+                      "mixed (bfloat16 compute, float32 weights and outputs), faster where the hardware has "
+                      "bfloat16 units; README, 'Prediction speed', gives its DSC against float32.", flag_values=fv)
+    flags.DEFINE_bool("progress", True, "Show slices or windows done and the time left while an input is "
+                      "predicted (redrawn on a terminal, a line every 10 s otherwise).", flag_values=fv)
     flags.DEFINE_string("series_uid", None, "For a DICOM folder holding several series: the one to read.",
                         flag_values=fv)
     registry.define_method_flags("predict", fv)
@@ -91,45 +105,65 @@ def _image_files(folder):
                   p.name.lower().endswith((".nii.gz", ".nii", ".mha", ".mhd", ".nrrd")))
 
 
-def plan_jobs(input_path, output, probabilities):
-    """[(input, mask path, probability path or None)] for a file or a folder input.
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One input and the files predict writes for it (None: not asked for)."""
+
+    source: Path
+    mask: Path
+    probabilities: Path = None
+    preview: Path = None
+
+    def outputs(self):
+        return [(flag, path) for flag, path in (("--output", self.mask), ("--probabilities", self.probabilities),
+                                                 ("--preview", self.preview)) if path is not None]
+
+
+def _check_file_output(flag, path):
+    if Path(path).is_dir():
+        raise InputError(path, f"{flag} is a folder; name the file to write")
+    if flag == "--preview":
+        if not str(path).lower().endswith(".png"):
+            raise InputError(path, "--preview must end in .png")
+    elif not io.is_nifti(path) and not str(path).lower().endswith((".mha", ".nrrd")):
+        raise InputError(path, f"{flag} must end in .nii.gz, .nii, .mha or .nrrd")
+
+
+def plan_jobs(input_path, output, probabilities=None, preview=None):
+    """The :class:`Job` of each input, for a file or a folder input.
 
     Outputs never overlap inputs or each other: an ``--output`` (or
-    ``--probabilities``) that is, contains or lies inside ``--input``, or two
-    outputs naming one file (``--probabilities`` equal to ``--output``, or
-    ``a.nii`` and ``a.nii.gz`` in one input folder), are refused before any
-    model is loaded.
+    ``--probabilities``, ``--preview``) that is, contains or lies inside
+    ``--input``, or two outputs naming one file (``--probabilities`` equal
+    to ``--output``, or ``a.nii`` and ``a.nii.gz`` in one input folder), are
+    refused before any model is loaded, and so is one that cannot be written.
     """
     input_path = Path(input_path)
     if not input_path.exists():
         raise InputError(input_path, "no such file or folder")
-    for flag, path in (("--output", output), ("--probabilities", probabilities)):
-        if path is not None:
-            refuse_overlap(path, flag, [input_path], "--input")
+    given = [(flag, path) for flag, path in (("--output", output), ("--probabilities", probabilities),
+                                             ("--preview", preview)) if path is not None]
+    for flag, path in given:
+        refuse_overlap(path, flag, [input_path], "--input")
     files = _image_files(input_path) if input_path.is_dir() else []
     if not files:
-        for flag, path in (("--output", output), ("--probabilities", probabilities)):
-            if path is None:
-                continue
-            if Path(path).is_dir():
-                raise InputError(path, f"{flag} is a folder; name the file to write")
-            if not io.is_nifti(path) and not str(path).lower().endswith((".mha", ".nrrd")):
-                raise InputError(path, f"{flag} must end in .nii.gz, .nii, .mha or .nrrd")
-        jobs = [(input_path, Path(output), None if probabilities is None else Path(probabilities))]
+        for flag, path in given:
+            _check_file_output(flag, path)
+        jobs = [Job(input_path, Path(output), probabilities and Path(probabilities), preview and Path(preview))]
     else:
-        for flag, path in (("--output", output), ("--probabilities", probabilities)):
-            if path is not None and Path(path).exists() and not Path(path).is_dir():
+        for flag, path in given:
+            if Path(path).exists() and not Path(path).is_dir():
                 raise InputError(path, f"{flag} must be a folder for a folder --input")
         jobs = []
         for f in files:
-            name = strip_suffix(f.name) + ".nii.gz"
-            jobs.append((f, Path(output) / name, None if probabilities is None else Path(probabilities) / name))
-    refuse_same_outputs([(f"--output for {src.name}", mask) for src, mask, _ in jobs] +
-                        [(f"--probabilities for {src.name}", prob) for src, _, prob in jobs])
-    for _, mask, prob in jobs:
-        check_writable(mask, "--output")
-        if prob is not None:
-            check_writable(prob, "--probabilities")
+            name = strip_suffix(f.name)
+            jobs.append(Job(f, Path(output) / f"{name}.nii.gz",
+                            probabilities and Path(probabilities) / f"{name}.nii.gz",
+                            preview and Path(preview) / f"{name}.png"))
+    refuse_same_outputs([(f"{flag} for {job.source.name}", path) for job in jobs for flag, path in job.outputs()])
+    for job in jobs:
+        for flag, path in job.outputs():
+            check_writable(path, flag)
     return jobs
 
 
@@ -140,18 +174,23 @@ def load_input(image_path, series_uid=None):
     return volume
 
 
-def predict_file(predict, image_path, volume, mask_path, prob_path, log=print):
-    """Predicts one loaded input with a method's predictor; writes the mask (and probabilities); returns mL."""
+def predict_file(predict, job, volume, log=print, progress=True, modality="ct"):
+    """Predicts one loaded input with a method's predictor; writes the job's files; returns mL."""
     start = time.time()
-    out = predict(volume.array, probability=prob_path is not None, spacing=tuple(volume.spacing))
+    with reporting(job.source.name) if progress else contextlib.nullcontext():
+        out = predict(volume.array, probability=job.probabilities is not None, spacing=tuple(volume.spacing))
     mask = np.asarray(out["mask"]).astype(np.uint8)
     # A served answer carries the model's own volume; a local predictor's is counted here.
     ml = out.get("volume_ml", float(mask.sum()) * float(np.prod(volume.spacing)) / 1000.0)
-    io.save_volume(mask, volume.geometry, mask_path)
-    if prob_path is not None:
-        io.save_volume(np.asarray(out["probability"], np.float32), volume.geometry, prob_path)
+    with written_together():  # a mask without its probabilities would pass for a finished case
+        io.save_volume(mask, volume.geometry, job.mask)
+        if job.probabilities is not None:
+            io.save_volume(np.asarray(out["probability"], np.float32), volume.geometry, job.probabilities)
+        if job.preview is not None:
+            job.preview.parent.mkdir(parents=True, exist_ok=True)
+            write_preview(job.preview, volume.array, mask, tuple(volume.spacing), modality, job.source.name)
     summary = f", {out['summary']}" if out.get("summary") else ""
-    log(f"{image_path}: pancreas {ml:.1f} mL{summary} -> {mask_path} ({time.time() - start:.1f} s)")
+    log(f"{job.source}: pancreas {ml:.1f} mL{summary} -> {job.mask} ({time.time() - start:.1f} s)")
     return ml
 
 
@@ -201,36 +240,60 @@ def _serving_client(fv):
     return lambda: client.connect(fv.server, fv.model, fv.version, fv.protocol, fv.rest_format, fv.timeout)
 
 
+def predict_all(predict, jobs, first, fv, info=None):
+    """Predicts every :class:`Job`; ``first`` is the first input, loaded.
+
+    On a failure part-way through a folder, says which inputs are finished
+    (their outputs are complete: each is written as one unit) before the
+    error propagates.
+    """
+    for folder in {path.parent for job in jobs for _, path in job.outputs()}:
+        sweep_temporaries(folder)
+    modality = (info or {}).get("modality", "ct")
+    done = []
+    try:
+        for n, job in enumerate(jobs):
+            volume = first if n == 0 else load_input(job.source, fv.series_uid)
+            if info is not None:
+                warn_if_off_range(volume.array, info, job.source)
+            predict_file(predict, job, volume, progress=fv.progress, modality=modality)
+            done.append(job.source.name)
+    except BaseException:
+        if len(jobs) > 1:  # a rerun may leave out what is finished
+            print(f"{len(done)} of {len(jobs)} inputs finished before the failure"
+                  f"{': ' + ', '.join(done) if done else ''}; their outputs are complete", flush=True)
+        raise
+
+
 def main(argv, fv):
     if len(argv) > 1:
         raise InputError(None, f"unexpected arguments: {' '.join(argv[1:])}")
     for name in ("input", "output") + (() if fv.server else ("model_dir",)):
         if not getattr(fv, name):
             raise InputError(f"--{name}", "is required")
+    if fv.server and fv["precision"].present:
+        raise InputError("--precision", "applies to a local run (--model_dir); the served model has its own")
     if not fv.server:
         for name in ("model", "version"):
             if fv[name].present:
                 raise InputError(f"--{name}", "names a model on --server; a local run is --model_dir")
     connect = _serving_client(fv) if fv.server else None
-    jobs = plan_jobs(fv.input, fv.output, fv.probabilities)
+    jobs = plan_jobs(fv.input, fv.output, fv.probabilities, fv.preview)
     if connect is None:
         method, info = registry.method_of_run(fv.model_dir)
         options = registry.options_from_flags(method, "predict", fv)
     # The first input is read before Keras is imported and the models are built: a bad file fails fast.
-    first = load_input(jobs[0][0], fv.series_uid)
-    server = connect() if connect else None
-    try:
-        predict = server.predictor() if server else method.call("predictor", fv.model_dir, info, options)
-        if server is None:
-            predict = local_pipeline(predict, method, info, fv.body_crop, fv.resample)
-        for n, (image_path, mask_path, prob_path) in enumerate(jobs):
-            volume = first if n == 0 else load_input(image_path, fv.series_uid)
-            if server is None:
-                warn_if_off_range(volume.array, info, image_path)
-            predict_file(predict, image_path, volume, mask_path, prob_path)
-    finally:
-        if server is not None:
+    first = load_input(jobs[0].source, fv.series_uid)
+    if connect is not None:
+        server = connect()
+        try:
+            predict_all(server.predictor(), jobs, first, fv)
+        finally:
             server.close()
+        return
+    with compute_precision(fv.precision):  # the networks are built, and run, in it
+        predict = method.call("predictor", fv.model_dir, info, options)
+        predict_all(local_pipeline(predict, method, info, fv.body_crop, fv.resample), jobs, first, fv, info)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,12 @@ def check_data(cfg):
 
     data_dir = Path(cfg.data_dir)
     if (data_dir / cache_lib.CACHE_FILE).exists():
+        if cfg.phantom_cases > 0:
+            # The phantom flags ask for a modality: a cache of the other one would train silently on it.
+            modality = cache_lib.CaseCache(data_dir).modality
+            if modality != cfg.phantom_modality:
+                raise InputError("--phantom_modality", f"asks for {cfg.phantom_modality} phantom cases but "
+                                 f"{data_dir} holds a {modality} cache; use another --data_dir")
         return None
     if cfg.phantom_cases <= 0:
         raise InputError(data_dir, "no tfpanc cache here: run python -m tfpanc.data.prepare, "
@@ -70,9 +76,9 @@ def ensure_data(cfg, log, raw):
         return
     from tfpanc.data import phantom, prepare
 
-    log(f"no cache at {cfg.data_dir}: generating {cfg.phantom_cases} phantom cases of shape "
-        f"{cfg.phantom_shape} into {raw}")
-    phantom.write_dataset(raw, cfg.phantom_cases, cfg.phantom_shape, cfg.phantom_seed)
+    log(f"no cache at {cfg.data_dir}: generating {cfg.phantom_cases} {cfg.phantom_modality} phantom cases of "
+        f"shape {cfg.phantom_shape} into {raw}")
+    phantom.write_dataset(raw, cfg.phantom_cases, cfg.phantom_shape, cfg.phantom_seed, modality=cfg.phantom_modality)
     prepare.prepare("phantom", raw, Path(cfg.data_dir), log=log)
 
 

@@ -107,3 +107,42 @@ def test_train_never_writes_its_phantom_into_a_users_folder(tmp_path, capsys):
                                                     "choose another --data_dir")
     assert (tmp_path / "data_nifti" / "pancreas_000.nii.gz").read_bytes() == b"a user's scan"
     assert not (tmp_path / "r").exists()  # refused before the run folder was made
+
+
+def test_folder_predict_failing_on_a_later_input_says_which_outputs_are_complete(tree, capsys):
+    """a.nii.gz is segmented, b.nii.gz holds a NaN: a's mask and probabilities are complete, b has none,
+    no temporary is left, and stdout says which inputs finished."""
+    from tfpanc.methods.cai.random_run import write_random_run
+
+    write_random_run(tree / "rand", "pnet_msa", num_units=1, filters=2)
+    bad = np.asarray(nib.load(str(tree / "cts" / "b.nii.gz")).dataobj, np.float32)
+    bad[1, 1, 1] = np.nan
+    nib.save(nib.Nifti1Image(bad, np.eye(4)), str(tree / "cts" / "b.nii.gz"))
+    code = cli.invoke(*PREDICT, [f"--model_dir={tree}/rand", f"--input={tree}/cts", f"--output={tree}/masks",
+                                 f"--probabilities={tree}/probs", "--nobody_crop"])
+    out, err = capsys.readouterr()
+    assert code == 2 and err.strip().startswith(f"error: {tree}/cts/b.nii.gz: "), err
+    assert "1 of 2 inputs finished before the failure: a.nii.gz; their outputs are complete" in out
+    assert sorted(os.listdir(tree / "masks")) == ["a.nii.gz"] and sorted(os.listdir(tree / "probs")) == ["a.nii.gz"]
+    assert nib.load(str(tree / "masks" / "a.nii.gz")).shape == bad.shape
+
+
+def test_phantom_modality_makes_mri_cases_and_refuses_a_cache_of_the_other_modality(tmp_path, capsys):
+    from tfpanc import train
+    from tfpanc.data.cache import CaseCache
+    from tfpanc.methods import registry
+    from tfpanc_tests.conftest import write_cai_cache
+
+    cfg = registry.get("cai").config(method="cai", data_dir=str(tmp_path / "mri"), phantom_cases=4,
+                                    phantom_shape=(32, 32, 32), phantom_modality="mri")
+    train.ensure_data(cfg, lambda _: None, train.check_data(cfg))
+    cache = CaseCache(tmp_path / "mri")
+    assert cache.modality == "mri" and len(cache.case_ids) == 4
+    assert np.asarray(cache.case(cache.case_ids[0]).image).min() >= 0  # MR intensities, no negative HU
+    write_cai_cache(tmp_path / "ct")  # a CT cache where the flags ask for MRI phantom cases
+    argv = ["--method=cai", f"--data_dir={tmp_path / 'ct'}", "--phantom_cases=4", "--phantom_modality=mri",
+            f"--model_dir={tmp_path / 'r'}"]
+    assert cli.invoke(train.define_flags, train.main, argv) == 2
+    assert capsys.readouterr().err.strip() == (f"error: --phantom_modality: asks for mri phantom cases but "
+                                               f"{tmp_path / 'ct'} holds a ct cache; use another --data_dir")
+    assert not (tmp_path / "r").exists()

@@ -156,3 +156,20 @@ def test_label_with_none_of_the_label_values_is_refused(folders):
     with pytest.raises(InputError, match=r"case_a\.nii\.gz: holds the values \[1, 2\] but none of "
                                          r"--label_values \[3\]"):
         evaluate.evaluate_folders(preds, labels, label_values=[3])
+
+
+def test_a_failure_while_writing_leaves_no_output(folders, monkeypatch):
+    """A full disk at the second file: neither file, nor the output folder, is left."""
+    preds, labels, out = folders
+    rows, summary = evaluate.evaluate_folders(preds, labels, ["dsc"], [])
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(evaluate, "write_json", full_disk)
+    with pytest.raises(OSError):
+        evaluate.write_outputs(out, rows, summary, {})
+    assert not out.exists()
+    monkeypatch.undo()
+    evaluate.write_outputs(out, rows, summary, {})
+    assert sorted(p.name for p in out.iterdir()) == ["per_case.csv", "summary.json"]

@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 exec bazel test \
   --override_repository=remote_coverage_tools="$PWD/tools/bazel_offline/remote_coverage_tools" \
-  --action_env=PATH --test_env=PATH --test_env=HOME \
+  --action_env=PATH --test_env=PATH --test_env=HOME --test_env=TFPANC_REALDATA \
   "${@:-//...}"

@@ -96,6 +96,11 @@ def write_report(report, output_dir):
         parts.append(paper.markdown(table, rows, filled))
         if plot_table(table, filled, out / f"{table['id']}.png"):
             parts += [f"![{table['title']}]({table['id']}.png)", ""]
+    for method in dict.fromkeys(e.method for e in report.experiments):
+        module = _comparison(method)
+        if hasattr(module, "write_figures"):  # the paper's own figures
+            made = module.write_figures([e for e in report.experiments if e.method == method], out)
+            parts += [f"## {title}\n\n![{title}]({png})\n" for title, png in made]
     write_text(out / "report.md", "\n".join(parts))
     return out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from tfpanc.result_files import save_figure
 
 
 def plot_table(table, filled, path):
@@ -41,6 +42,8 @@ def plot_table(table, filled, path):
     ax.set_title(table["title"], fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        save_figure(fig, path, dpi=100)
+    finally:
+        plt.close(fig)
     return True

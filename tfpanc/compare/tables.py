@@ -39,6 +39,16 @@ def paper_title(method):
     return _paper_data()["papers"][method]
 
 
+def fact(method, name):
+    """A single published figure outside the tables (``source``, ``dataset``, ``values``).
+
+    Example:
+    >>> fact("cai", "neighbour_slice_AVD_mm_ground_truth")["values"]["CT"]
+    {'mean': 0.35, 'std': 0.94}
+    """
+    return _paper_data()["facts"][method][name]
+
+
 @dataclasses.dataclass
 class Ours:
     """Our side of one row.

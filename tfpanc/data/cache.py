@@ -18,7 +18,6 @@ pancreas slices without reading whole labels.
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import numpy as np
 from tfpanc.data.io import Geometry
 from tfpanc.data.patches import VIEWS
 from tfpanc.errors import InputError
-from tfpanc.result_files import read_json, write_json
+from tfpanc.result_files import read_json, write_json, write_with
 
 CACHE_FILE = "cache.json"
 SPLITS_FILE = "splits.json"
@@ -51,9 +50,7 @@ def atomic_save_npy(path, array):
     # Fortran order puts each axial slice [:, :, k] in contiguous pages, so an
     # axial sample maps one slice instead of touching the whole file (axial is
     # the view most methods train on; sagittal reads become the scattered ones).
-    tmp = f"{path}.tmp-{os.getpid()}.npy"
-    np.save(tmp, np.asfortranarray(array))
-    os.replace(tmp, path)
+    write_with(path, lambda tmp: np.save(tmp, np.asfortranarray(array)), ".npy")
 
 
 def label_summary(label, spacing):

@@ -23,14 +23,13 @@ SimpleITK reads (.mha, .mhd, .nrrd, .nii too if asked) go through SimpleITK.
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
 from tfpanc.errors import InputError
+from tfpanc.result_files import write_with
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 SITK_SUFFIXES = (".mha", ".mhd", ".nrrd", ".nhdr")
@@ -336,24 +335,20 @@ def save_volume(array, geometry, path):
     path.parent.mkdir(parents=True, exist_ok=True)
     name = path.name
     suffix = ".nii.gz" if name.lower().endswith(".nii.gz") else path.suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
+    if not is_nifti(path) and suffix.lower() not in SITK_SUFFIXES:
+        raise InputError(path, f"unsupported output format '{suffix}' (use .nii.gz, .nii, .mha or .nrrd)")
+
+    def write(tmp):
         if is_nifti(path):
             img = nib.Nifti1Image(data, geometry.source_affine)
             img.header.set_xyzt_units("mm")
             img.set_qform(geometry.source_affine, code=1)
             img.set_sform(geometry.source_affine, code=1)
             nib.save(img, tmp)
-        elif suffix.lower() in SITK_SUFFIXES:
-            _write_sitk(data, geometry.source_affine, tmp)
         else:
-            raise InputError(path, f"unsupported output format '{suffix}' (use .nii.gz, .nii, .mha or .nrrd)")
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are ordinary files
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+            _write_sitk(data, geometry.source_affine, tmp)
+
+    write_with(path, write, suffix)
 
 
 def _write_sitk(data, affine, path):

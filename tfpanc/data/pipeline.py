@@ -33,7 +33,7 @@ def _check_batchable(sampler, batch_size):
 
 def make_tf_dataset(sampler, batch_size, steps_per_epoch=None, epochs=None, start_epoch=0,
                     num_parallel_calls=None, shard_index=0, num_shards=1, deterministic=True,
-                    prefetch=None, replicas_per_shard=1):
+                    prefetch=None, replicas_per_shard=1, start_step=0):
     """A ``tf.data.Dataset`` of ``(image, mask)`` batches drawn by ``sampler``.
 
     ``range -> map(tf.numpy_function(sampler.sample)) -> set_shape -> batch ->
@@ -62,6 +62,9 @@ def make_tf_dataset(sampler, batch_size, steps_per_epoch=None, epochs=None, star
         deterministic: keep element order under parallel map (the content
             of each sample is deterministic either way).
         prefetch: batches to prefetch; default ``tf.data.AUTOTUNE``.
+        start_step: global step of the first batch (a run resumed in the
+            middle of an epoch): the stream is the uninterrupted one from
+            that step on.
 
     Example:
     >>> ds = make_tf_dataset(sampler, batch_size=8, steps_per_epoch=100)  # doctest: +SKIP
@@ -80,6 +83,9 @@ def make_tf_dataset(sampler, batch_size, steps_per_epoch=None, epochs=None, star
         raise ValueError(f"shard_index {shard_index} is not in 0..{num_shards - 1}")
     _check_batchable(sampler, batch_size)
     _, epoch_size = _epoch_size(sampler, batch_size, steps_per_epoch, num_shards * int(replicas_per_shard))
+    # A global step takes batch_size * num_shards * replicas_per_shard samples, a multiple of
+    # num_shards: every shard skips its own share of them.
+    first = shard_index + int(start_step) * int(batch_size) * num_shards * int(replicas_per_shard)
     signature = sampler.output_signature()
     out_types = [tf.as_dtype(dtype) for _, dtype in signature]
 
@@ -95,9 +101,9 @@ def make_tf_dataset(sampler, batch_size, steps_per_epoch=None, epochs=None, star
         return tuple(arrays)
 
     if epochs is None:
-        ds = tf.data.Dataset.counter(start=shard_index, step=num_shards, dtype=tf.int64)
+        ds = tf.data.Dataset.counter(start=first, step=num_shards, dtype=tf.int64)
     else:
-        ds = tf.data.Dataset.range(shard_index, int(epochs) * epoch_size, num_shards)
+        ds = tf.data.Dataset.range(first, int(epochs) * epoch_size, num_shards)
     autotune = tf.data.AUTOTUNE
     ds = ds.map(load, num_parallel_calls=autotune if num_parallel_calls is None else num_parallel_calls,
                 deterministic=deterministic)
@@ -145,6 +151,8 @@ def _py_dataset_class():
                 that prefetch across an epoch's end (or Keras' first look at
                 the data, before training) cannot shift the batches. Use it
                 with ``model.fit(steps_per_epoch=steps)``.
+            start_step: with ``endless``, the stream's first batch is batch
+                ``start_step`` of it (a run resumed in the middle of an epoch).
 
         Example:
         >>> ds = SamplerPyDataset(sampler, batch_size=8, steps=100, workers=4)  # doctest: +SKIP
@@ -152,7 +160,8 @@ def _py_dataset_class():
         """
 
         def __init__(self, sampler, batch_size, steps=None, start_epoch=0, workers=1,
-                     use_multiprocessing=False, max_queue_size=10, shard_index=0, num_shards=1, endless=False):
+                     use_multiprocessing=False, max_queue_size=10, shard_index=0, num_shards=1, endless=False,
+                     start_step=0):
             super().__init__(workers=workers, use_multiprocessing=use_multiprocessing,
                              max_queue_size=max_queue_size)
             _check_batchable(sampler, batch_size)
@@ -164,6 +173,9 @@ def _py_dataset_class():
             self.steps, self.epoch_size = _epoch_size(sampler, batch_size, steps, num_shards)
             self.epoch = int(start_epoch)
             self.endless = bool(endless)
+            if start_step and not self.endless:
+                raise ValueError("start_step needs endless=True")
+            self.start_step = int(start_step)
             self._in_epoch = False
 
         @property
@@ -176,6 +188,7 @@ def _py_dataset_class():
         def __getitem__(self, index):
             index = int(index)
             if self.endless:  # batch `index` of the whole stream, from start_epoch on
+                index += self.start_step
                 epoch, index = self.epoch + index // self.steps, index % self.steps
             elif not 0 <= index < self.steps:
                 raise IndexError(f"batch {index} is not in 0..{self.steps - 1}")

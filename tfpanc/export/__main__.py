@@ -15,8 +15,8 @@ version folder). The signature is :mod:`tfpanc.export.savedmodel`'s contract
 run's method provides the serving graph and its flags (cai: ``--slice_size``
 pins the in-plane size, ``--threshold`` the mask's threshold; see
 :mod:`tfpanc.methods.cai.serving`). A method without an export, a flag of
-another method, no run.json, an MRI run, a bad size or an existing export
-end with one line and write nothing.
+another method, no run.json, an MRI run of a method other than cai, a bad
+size or an existing export end with one line and write nothing.
 """
 
 from __future__ import annotations

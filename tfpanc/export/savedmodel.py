@@ -107,7 +107,8 @@ def check_target(export_dir):
     return partial
 
 
-# Why the graphs serve CT only: MRI's per-volume normalisation is not in them.
+# Why zhou's, two_stage's and multitask's graphs serve CT only: MRI's per-volume normalisation
+# is in cai's graph alone (tfpanc.export.graph_intensity), the only paper with MRI rows.
 CT_ONLY = "export serves CT runs only (MRI needs per-volume statistics the graph does not compute)"
 
 
@@ -119,7 +120,7 @@ def served_run(model_dir, method, weight_files, required=(), ct_only=CT_ONLY):
         method: the method its run.json must name.
         weight_files: ``info -> [weights file names]`` (relative to the run).
         required: run.json keys the graph needs.
-        ct_only: the reason a non-CT run is refused.
+        ct_only: the reason a non-CT run is refused; None serves MRI runs too.
     """
     from tfpanc.training.run_dir import RunDir
 
@@ -130,7 +131,7 @@ def served_run(model_dir, method, weight_files, required=(), ct_only=CT_ONLY):
     if info.get("method") != method:
         raise InputError(run.path / "run.json", f"unsupported method {info.get('method')!r} "
                          f"(this export serves {method} runs)")
-    if info.get("modality", "ct") != "ct":
+    if ct_only is not None and info.get("modality", "ct") != "ct":
         raise InputError(run.path / "run.json", f"modality {info.get('modality')!r}: {ct_only}")
     missing = [k for k in required if k not in info]
     if missing:

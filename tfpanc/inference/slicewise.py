@@ -13,6 +13,7 @@ import numpy as np
 
 from tfpanc.data.patches import move_view_back, slice_stacks
 from tfpanc.data.preprocess import round_up
+from tfpanc.inference.progress import advance
 
 
 MAX_SLICE_BATCH = 16
@@ -83,5 +84,6 @@ def predict_slices(predict_fn, volume, view="axial", batch_size=8, multiple=1, f
         if prob.ndim == 4:
             prob = prob[..., 0]
         out[idx] = prob[:, :h, :w]
+        advance(start + len(idx), len(order), f"{view} slices")
     # out is (N, H, W) with N the view axis: put it back to [x, y, z].
     return np.ascontiguousarray(move_view_back(np.moveaxis(out, 0, 2), view))

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from tfpanc.inference.progress import advance
+
 
 def grid_starts(n, p, stride):
     """Window starts along one axis: ``range(0, n - p, stride) + [n - p]``.
@@ -227,4 +229,5 @@ def sliding_window_inference(predict_fn, volume, patch_size, overlap=0.5, batch_
         if acc is None:  # the channels are known once the network has answered
             acc = grid.accumulator(out.shape[4:], weighting)
         acc.add(out, first)
+        advance(first + len(out), len(grid), "windows")
     return acc.result()

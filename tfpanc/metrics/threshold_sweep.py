@@ -11,12 +11,11 @@ Example:
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import numpy as np
 
 from tfpanc.metrics.overlap import dice
+from tfpanc.result_files import save_figure
 
 THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.05), 2)
 
@@ -50,7 +49,7 @@ def plot_threshold_sweep(thresholds, curves, png_path, title):
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp = Path(f"{png_path}.tmp-{os.getpid()}")
-    fig.savefig(tmp, dpi=80, format="png")
-    plt.close(fig)
-    os.replace(tmp, png_path)
+    try:
+        save_figure(fig, png_path)
+    finally:
+        plt.close(fig)

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import keras
+from tfpanc.result_files import save_figure, write_csv_rows
 
 
 class RunLog:
@@ -59,22 +60,35 @@ class HistoryCallback(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.time()
 
-    def on_epoch_end(self, epoch, logs=None):
-        logs = {k: float(v) for k, v in (logs or {}).items()}
-        row = {"phase": self.phase, "epoch": epoch + 1, **self.extra,
-               "seconds": round(time.time() - (self._start or time.time()), 2), **logs}
-        rows = read_history(self.csv_path)
+    def _write_row(self, epoch, logs, seconds):
+        row = {"phase": self.phase, "epoch": epoch + 1, **self.extra, "seconds": seconds, **logs}
+        # A row written again (an epoch resumed from its last mid-epoch backup) replaces the old one.
+        rows = [r for r in read_history(self.csv_path)
+                if (r.get("phase"), r.get("epoch")) != (self.phase, str(epoch + 1))]
         rows.append({k: str(v) for k, v in row.items()})
         columns = []
         for r in rows:
             columns += [c for c in r if c not in columns]
-        with open(self.csv_path, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(rows)
-        shown = ", ".join(f"{k} {v:.4f}" for k, v in logs.items() if k in ("loss", "val_dsc") or
-                          k.startswith("val_"))
-        self.log(f"{self.phase} epoch {epoch + 1}: {shown} ({row['seconds']} s)")
+        write_csv_rows(self.csv_path, [{c: r.get(c, "") for c in columns} for r in rows], columns)
+
+    def add_missing_rows(self, epoch_logs):
+        """Rows for finished epochs (a backup's record) that a kill kept out of the history."""
+        have = {r.get("epoch") for r in read_history(self.csv_path) if r.get("phase") == self.phase}
+        for epoch, logs in enumerate(epoch_logs):
+            if str(epoch + 1) not in have:
+                self._write_row(epoch, logs, "")
+                self.log(f"{self.phase} epoch {epoch + 1}: {self._shown(logs)} (from the backup: the run "
+                         "was killed before its history row)")
+
+    @staticmethod
+    def _shown(logs):
+        return ", ".join(f"{k} {v:.4f}" for k, v in logs.items() if k in ("loss", "val_dsc") or k.startswith("val_"))
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        seconds = round(time.time() - (self._start or time.time()), 2)
+        self._write_row(epoch, logs, seconds)
+        self.log(f"{self.phase} epoch {epoch + 1}: {self._shown(logs)} ({seconds} s)")
         if self.plot_path:
             plot_history(self.csv_path, self.plot_path)
 
@@ -127,5 +141,7 @@ def plot_history(csv_path, png_path):
                 ax.axvline(i + 0.5, color="grey", lw=0.5)
     fig.tight_layout()
     Path(png_path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png_path, dpi=80)
-    plt.close(fig)
+    try:
+        save_figure(fig, png_path, dpi=80)
+    finally:
+        plt.close(fig)

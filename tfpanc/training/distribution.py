@@ -229,8 +229,9 @@ class Distribution:
         else:
             yield
 
-    def make_input(self, sampler, batch_size, steps_per_epoch):
-        """An endless stream of ``sampler`` batches for ``model.fit``; ``batch_size`` per replica."""
+    def make_input(self, sampler, batch_size, steps_per_epoch, start_step=0):
+        """An endless stream of ``sampler`` batches for ``model.fit``; ``batch_size`` per replica;
+        its first batch is global step ``start_step`` of the uninterrupted stream."""
         from tfpanc.data import pipeline
 
         if self.strategy is not None:
@@ -238,15 +239,18 @@ class Distribution:
                 return pipeline.make_tf_dataset(
                     sampler, batch_size, steps_per_epoch=steps_per_epoch, shard_index=context.input_pipeline_id,
                     num_shards=context.num_input_pipelines,
-                    replicas_per_shard=context.num_replicas_in_sync // context.num_input_pipelines)
+                    replicas_per_shard=context.num_replicas_in_sync // context.num_input_pipelines,
+                    start_step=start_step)
 
             return self.strategy.distribute_datasets_from_function(dataset)
         if self.backend == "tensorflow":
-            return pipeline.make_tf_dataset(sampler, batch_size, steps_per_epoch=steps_per_epoch)
+            return pipeline.make_tf_dataset(sampler, batch_size, steps_per_epoch=steps_per_epoch,
+                                            start_step=start_step)
         # endless: the batches depend on their index alone, not on when Keras' epoch calls come
         # (worker threads prefetch across them). Keras' symbolic build takes batch 0 before training.
         return pipeline.SamplerPyDataset(sampler, batch_size * self.local_replicas, steps=steps_per_epoch, workers=2,
-                                         shard_index=self.worker_index, num_shards=self.workers, endless=True)
+                                         shard_index=self.worker_index, num_shards=self.workers, endless=True,
+                                         start_step=start_step)
 
     def barrier(self, name):
         """Waits until every worker got here (multi-worker JAX; nothing otherwise)."""

@@ -19,6 +19,7 @@ from keras import ops
 from tfpanc.metrics import dice
 from tfpanc.training import distribution
 from tfpanc.training.callbacks import HistoryCallback
+from tfpanc.training.step_backup import StepBackup, read_resume_point, remove_backup
 
 
 def start_training(cfg, run_path=None):
@@ -38,10 +39,30 @@ def start_training(cfg, run_path=None):
                        None if run_path is None else Path(run_path))
 
 
+class TrainingInput:
+    """A recipe's training stream, made when :func:`fit_phase` knows where it starts.
+
+    Args:
+        sampler: the phase's sampler.
+        batch_size: per replica of the active distribution.
+        steps_per_epoch: steps of one epoch.
+    """
+
+    def __init__(self, sampler, batch_size, steps_per_epoch):
+        self.sampler, self.batch_size, self.steps_per_epoch = sampler, batch_size, steps_per_epoch
+
+    def stream(self, start_step=0):
+        """The endless batch stream for ``model.fit``, from global step ``start_step`` on."""
+        return distribution.active().make_input(self.sampler, self.batch_size, self.steps_per_epoch, start_step)
+
+    def __iter__(self):
+        return iter(self.stream())
+
+
 def make_input(sampler, batch_size, steps_per_epoch):
-    """An endless batch stream of ``sampler`` for ``model.fit``; ``batch_size`` per replica of the
+    """The batch stream of ``sampler`` for :func:`fit_phase`; ``batch_size`` per replica of the
     active distribution (:func:`tfpanc.training.distribution.active`)."""
-    return distribution.active().make_input(sampler, batch_size, steps_per_epoch)
+    return TrainingInput(sampler, batch_size, steps_per_epoch)
 
 
 def fixed_samples(sampler, count):
@@ -123,19 +144,29 @@ def fit_phase(cfg, run, log, phase, model, loss, learning_rate, data, epochs, ex
               callbacks=(), optimizer=None):
     """Trains one named phase, or loads its weights when it finished before.
 
-    ``optimizer``: ``(learning_rate, epochs, steps_per_epoch) -> keras optimizer``
-    for a paper's own optimiser and schedule; default Adam with
-    :func:`learning_rate_schedule`.
+    A phase cut short (a kill, a preemption) resumes from its backup at the
+    step it was saved at (:mod:`tfpanc.training.step_backup`), on the same
+    batches and learning rates an uninterrupted run would have used.
+
+    Args:
+        data: the :func:`make_input` of the phase's sampler.
+        callbacks: extra callbacks; they get the finished epochs' logs again
+            on a resume (EarlyStopping's patience carries over).
+        optimizer: ``(learning_rate, epochs, steps_per_epoch) -> keras optimizer``
+            for a paper's own optimiser and schedule; default Adam with
+            :func:`learning_rate_schedule`.
 
     Returns:
         the number of epochs run, or None when the phase was already done.
     """
+    backup_dir = run.backup_dir(phase)
     if run.is_done(phase):
         model.load_weights(run.weights_path(phase))
+        remove_backup(backup_dir)  # left when a kill came between the two
         log(f"{phase}: finished in an earlier run; weights loaded from {run.weights_path(phase).name}")
         return None
     if epochs <= 0:
-        model.save_weights(run.weights_path(phase))
+        run.save_weights(model, phase)
         run.mark_done(phase, epochs=0)
         return 0
     compile_args = {"jit_compile": cfg.jit_compile} if keras.backend.backend() == "tensorflow" else {}
@@ -146,21 +177,41 @@ def fit_phase(cfg, run, log, phase, model, loss, learning_rate, data, epochs, ex
     else:
         opt = optimizer(learning_rate, epochs, cfg.steps_per_epoch)
     model.compile(optimizer=opt, loss=loss, **compile_args)
-    backup = run.backup_dir(phase)
-    if backup.exists():
-        log(f"{phase}: resuming from the backup in {backup}")
-    log(f"{phase}: training up to {epochs} epochs of {cfg.steps_per_epoch} steps "
+    steps = cfg.steps_per_epoch
+    point = read_resume_point(backup_dir)
+    if point is not None:
+        log(f"{phase}: resuming at epoch {point.epoch + 1}, step {point.step} of {steps}, "
+            f"from the backup in {backup_dir}")
+    log(f"{phase}: training up to {epochs} epochs of {steps} steps "
         f"({model.count_params():,} parameters)")
-    cbs = [keras.callbacks.BackupAndRestore(str(backup), save_freq=max(1, cfg.steps_per_epoch // 4))]
+    backup = StepBackup(backup_dir, steps, save_every=max(1, steps // 4), point=point, replay=callbacks)
+    cbs = [backup.carry]
     if val is not None:
         cbs.append(ValidationDSC(*val, threshold=cfg.threshold))
     cbs += list(callbacks)
     cbs += _tensorboard(run.path / "tensorboard" / phase)
-    cbs.append(HistoryCallback(run.path / "history.csv", phase, log, extra=extra,
-                               plot_path=run.path / "progress.png"))
-    history = model.fit(data, epochs=epochs, steps_per_epoch=cfg.steps_per_epoch, callbacks=cbs,
-                        verbose=cfg.verbose, shuffle=False)
-    n = len(history.history.get("loss", []))
-    model.save_weights(run.weights_path(phase))
-    run.mark_done(phase, epochs=n, **{k: float(v[-1]) for k, v in history.history.items() if v})
-    return n
+    # The backup's epoch-end save is the commit point: before the history row and the plot (a
+    # second), so a kill after it never trains the epoch again; a row it missed is written now.
+    history = HistoryCallback(run.path / "history.csv", phase, log, extra=extra, plot_path=run.path / "progress.png")
+    if point is not None:
+        history.add_missing_rows(point.epochs)
+    cbs += [backup, history]
+    epoch = point.epoch if point else 0
+    if point is not None and (point.stopped or epoch >= epochs):
+        backup.replay()  # no fit: the callbacks' state comes from the record alone
+        backup.restore(model)
+    else:
+        if point is not None and point.step:
+            # The interrupted epoch's remaining steps alone, then the whole epochs after it.
+            backup.offset = point.step
+            model.fit(data.stream(epoch * steps + point.step), initial_epoch=epoch, epochs=epoch + 1,
+                      steps_per_epoch=steps - point.step, callbacks=cbs, verbose=cfg.verbose, shuffle=False)
+            backup.offset, epoch = 0, epoch + 1
+        if epoch < epochs and not backup.stopped:
+            model.fit(data.stream(epoch * steps), initial_epoch=epoch, epochs=epochs, steps_per_epoch=steps,
+                      callbacks=cbs, verbose=cfg.verbose, shuffle=False)
+    run.save_weights(model, phase)
+    last = backup.epoch_logs[-1] if backup.epoch_logs else {}
+    run.mark_done(phase, epochs=len(backup.epoch_logs), **last)
+    remove_backup(backup_dir)
+    return len(backup.epoch_logs)

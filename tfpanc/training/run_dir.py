@@ -3,9 +3,10 @@
 A run is a sequence of named phases (``pnet_k1`` ... ``pnet_k5``,
 ``pnet_final``, ``birnn``). Each finished phase leaves its weights
 ``<phase>.weights.h5`` and an entry in ``state.json``; a phase cut short
-leaves a Keras ``BackupAndRestore`` backup under ``backup/<phase>``. Running
-the same command again skips finished phases, restores the interrupted one
-from its backup, and goes on: a killed run resumes where it stopped.
+leaves a backup under ``backup/<phase>`` (:mod:`tfpanc.training.step_backup`).
+Running the same command again skips finished phases, restores the
+interrupted one at the step of its backup, and goes on: a killed run resumes
+where it stopped.
 ``run.json`` holds what prediction needs to rebuild the model (no pickles).
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tfpanc.result_files import read_json, write_json as _write_json
+from tfpanc.result_files import read_json, sweep_temporaries, write_json as _write_json, write_with
 from tfpanc.errors import InputError
 from tfpanc.flags import RUN_ONLY_SETTINGS, training_lines
 
@@ -48,6 +49,7 @@ class RunDir:
                 only change reporting, :data:`tfpanc.flags.RUN_ONLY_SETTINGS`).
         """
         self.path.mkdir(parents=True, exist_ok=True)
+        sweep_temporaries(self.path, recursive=True)  # what a killed run left half-written
         previous = self.path / FLAGS_FILE
         if previous.exists() and self.state()["done"] and \
                 training_lines(previous.read_text(), ignored) != training_lines(flagfile_text, ignored):
@@ -76,6 +78,10 @@ class RunDir:
 
     def weights_path(self, phase):
         return self.path / f"{phase}.weights.h5"
+
+    def save_weights(self, model, phase):
+        """Writes ``phase``'s weights atomically (a kill leaves the old file or none, not half)."""
+        write_with(self.weights_path(phase), model.save_weights, ".weights.h5")
 
     def backup_dir(self, phase):
         return self.path / "backup" / phase

@@ -171,3 +171,120 @@ def test_cli_one_line_error(tmp_path, capsys):
     assert cli.invoke(define_flags, main, [f"--runs={tmp_path / 'missing_*'}"]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == f"error: {tmp_path / 'missing_*'}: matches no run folder"
+
+
+def test_paired_tests_between_two_experiments_over_their_common_cases(tmp_path, capsys):
+    from scipy import stats
+
+    from tfpanc import cli
+    from tfpanc.compare.__main__ import define_flags, main
+
+    a = [0.80, 0.72, 0.65, 0.90, 0.55]
+    b = [0.70, 0.71, 0.60, 0.80, 0.56]
+    for fold in (0, 1):
+        _run(tmp_path, f"full/fold{fold}", _multitask_info(fold), _multitask_rows(fold, a[fold::2], a[fold::2]))
+        _run(tmp_path, f"single/fold{fold}", _multitask_info(fold, skeleton=False),
+             _multitask_rows(fold, b[fold::2], b[fold::2]))
+    # one more case on one side only: left out of the pairing, and said
+    _run(tmp_path, "single/fold2", _multitask_info(2, skeleton=False), _multitask_rows(2, [0.3], [0.3]))
+    out = tmp_path / "report"
+    code = cli.invoke(define_flags, main, [f"--paired={tmp_path / 'full' / 'fold*'}",
+                                           f"--paired={tmp_path / 'single' / 'fold*'}", f"--output_dir={out}"])
+    line = capsys.readouterr().out
+    assert code == 0
+    record = json.loads((out / "paired.json").read_text())
+    x, y = np.array(a[0::2] + a[1::2]), np.array(b[0::2] + b[1::2])
+    assert record["metric"] == "crf_dsc" and record["n"] == 5
+    assert record["t"] == pytest.approx(stats.ttest_rel(x, y).statistic)
+    assert record["p_wilcoxon"] == pytest.approx(stats.wilcoxon(x, y).pvalue)
+    assert record["mean_diff"] == pytest.approx(100 * (x - y).mean())
+    assert "paired t-test t(4)" in line and "Wilcoxon" in line and "1 case(s) on one side only" in line
+    # a column the runs do not have, and --paired given once: one line each
+    assert cli.invoke(define_flags, main, [f"--paired={tmp_path / 'full' / 'fold*'}",
+                                           f"--paired={tmp_path / 'single' / 'fold*'}", "--metric=hd95"]) == 2
+    assert capsys.readouterr().err.strip().startswith("error: --metric: hd95 is not a per-case column")
+    assert cli.invoke(define_flags, main, [f"--paired={tmp_path / 'full' / 'fold*'}"]) == 2
+    assert "--paired: give it exactly twice" in capsys.readouterr().err
+
+
+def test_ground_truth_neighbouring_slice_avd_of_a_cache_and_of_label_files(tmp_path, capsys):
+    import nibabel as nib
+
+    from tfpanc import cli
+    from tfpanc.compare.__main__ import define_flags, main
+    from tfpanc.compare.label_avd import label_slice_avd
+    from tfpanc.data import cache as cache_lib
+    from tfpanc.data.io import Geometry
+    from tfpanc.metrics import slice_avd
+
+    # A prism (every slice alike: AVD 0) and a growing block (a row more per slice).
+    prism = np.zeros((16, 16, 6), np.uint8)
+    prism[4:10, 4:10, 1:5] = 1
+    grow = np.zeros((16, 16, 6), np.uint8)
+    for k in range(4):
+        grow[3:8 + k, 4:10, k] = 1
+    image = np.zeros((16, 16, 6), np.int16)
+    root = tmp_path / "cache"
+    for cid, label in (("prism", prism), ("grow", grow)):
+        cache_lib.write_case(root, cid, image, label, Geometry.from_spacing(label.shape, (1.0, 1.0, 2.0)))
+    cache_lib.write_index(root, "toy", ["prism", "grow"], "ct", "synthetic")
+    expected = np.concatenate([slice_avd(prism > 0, (1, 1, 2))[1:4], slice_avd(grow > 0, (1, 1, 2))[0:3]])
+    assert expected[:3].tolist() == [0.0, 0.0, 0.0] and np.all(expected[3:] > 0)
+    result = label_slice_avd(root)
+    assert result["pairs"] == 6 and result["cases"] == 2 and result["gaps"] == 0
+    assert result["mean"] == pytest.approx(expected.mean()) and result["std"] == pytest.approx(expected.std(ddof=1))
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    for cid, label in (("prism", prism), ("grow", 2 * grow)):  # MSD's tumour value 2 counts as pancreas
+        nib.save(nib.Nifti1Image(label, np.diag([1.0, 1.0, 2.0, 1.0])), str(labels / f"{cid}.nii.gz"))
+    assert label_slice_avd(labels)["mean"] == pytest.approx(result["mean"])
+    assert cli.invoke(define_flags, main, [f"--label_avd={root}"]) == 0
+    line = capsys.readouterr().out
+    assert f"{result['mean']:.2f} ± {result['std']:.2f} mm over 6 slice pairs of 2 cases" in line
+    assert "Cai et al., Sec. IV-D: 0.35 ± 0.94 mm" in line
+
+
+def test_shipped_ground_truth_avd_matches_the_transcription():
+    if not REFERENCE.is_file():
+        pytest.skip("../shared/reference is not beside this checkout")
+    from tfpanc.compare.tables import fact
+
+    ref = json.loads(REFERENCE.read_text())["cai"]["facts"]["neighbour_slice_AVD_mm_ground_truth"]
+    assert fact("cai", "neighbour_slice_AVD_mm_ground_truth")["values"] == ref
+
+
+def test_cai_figures_five_to_seven_from_the_runs_records(tmp_path):
+    import csv
+
+    import matplotlib.image
+    from scipy import stats
+
+    manual = [10.0, 20.0, 30.0, 40.0]
+    auto = [12.0, 18.0, 33.0, 39.0]
+    for fold in (0, 1):
+        rows = [{"case": f"c{fold}{i}", "dsc": 0.5 + 0.1 * i, "jaccard": 0.4, "volume_ml": auto[2 * fold + i],
+                 "label_volume_ml": manual[2 * fold + i]} for i in range(2)]
+        cnn = [dict(r, dsc=r["dsc"] - 0.05 * (i + 1)) for i, r in enumerate(rows)]
+        run = _run(tmp_path, f"birnn{fold}", {"method": "cai", "model": "pnet_msa_birnn", "loss": "jac",
+                                              "modality": "ct", "fold": fold}, rows, cnn_rows=cnn)
+        (run / "eval" / "threshold_sweep.csv").write_text(
+            "threshold,PNet-MSA + BiRNN,PNet-MSA alone\n" +
+            "".join(f"{t},{0.5 + fold / 10},{0.4 + fold / 10}\n" for t in (0.25, 0.5, 0.75)))
+    report = compare_runs([str(tmp_path / "birnn*")])
+    out = write_report(report, tmp_path / "report")
+    md = (out / "report.md").read_text()
+    for png in ("cai_fig5_threshold.png", "cai_fig6_volume.png", "cai_fig7_per_case_0.png"):
+        assert f"]({png})" in md
+        image = matplotlib.image.imread(str(out / png))
+        assert image.shape[0] > 200 and image[..., :3].std() > 0.05, png
+    with open(out / "cai_fig5_threshold.csv", newline="") as f:
+        fig5 = list(csv.DictReader(f))
+    # two folds of 2 cases each: the mean of 0.4 and 0.5 for PNet-MSA alone
+    assert {r["curve"] for r in fig5} == {"PNet-MSA jac (ct)"} and float(fig5[0]["dsc"]) == pytest.approx(0.45)
+    with open(out / "cai_fig6_volume.csv", newline="") as f:
+        fig6 = list(csv.DictReader(f))
+    assert float(fig6[0]["r_squared"]) == pytest.approx(stats.linregress(manual, auto).rvalue ** 2, abs=1e-5)
+    with open(out / "cai_fig7_per_case_0.csv", newline="") as f:
+        fig7 = list(csv.DictReader(f))
+    cnn_sorted = [float(r["cnn_dsc"]) for r in fig7]
+    assert len(fig7) == 4 and cnn_sorted == sorted(cnn_sorted)

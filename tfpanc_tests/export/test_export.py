@@ -151,8 +151,9 @@ def test_cli_bad_model_dir_and_mri_run_one_line_no_output(tmp_path):
     assert out.returncode != 0 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1] == (
         f"error: {tmp_path / 'empty_run'}: not a finished tfpanc run (no run.json); train it first")
+    # two_stage's graph has no MRI normalisation (cai's alone has: the only paper with MRI rows)
     (tmp_path / "mri").mkdir()
-    (tmp_path / "mri" / "run.json").write_text(json.dumps({"method": "cai", "modality": "mri"}))
+    (tmp_path / "mri" / "run.json").write_text(json.dumps({"method": "two_stage", "modality": "mri"}))
     out = _cli(f"--model_dir={tmp_path / 'mri'}", f"--export_dir={tmp_path / 'out'}")
     assert out.returncode != 0 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1].startswith(
@@ -160,12 +161,28 @@ def test_cli_bad_model_dir_and_mri_run_one_line_no_output(tmp_path):
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
 
 
-def test_mri_run_and_missing_weights_refused(tmp_path):
+def test_mri_run_is_served_with_its_per_volume_normalisation(tmp_path):
+    """Raw MR intensities in; each volume normalised by its own statistics in the graph, as predict does."""
+    import tensorflow as tf
+
     from tfpanc.export import export_run
 
-    run = write_random_run(tmp_path / "mri", "pnet_msa", num_units=1, filters=2, modality="mri")
-    with pytest.raises(InputError, match="modality 'mri'"):
-        export_run(run, tmp_path / "out")
+    run = write_random_run(tmp_path / "mri", "pnet_msa_birnn", num_units=1, filters=4, modality="mri")
+    export_run(run, tmp_path / "serving" / "1", log=lambda _: None)
+    signature = tf.saved_model.load(str(tmp_path / "serving" / "1")).signatures["serving_default"]
+    rng = np.random.default_rng(3)
+    v = rng.gamma(3.0, 60.0, (32, 32, 8)).astype(np.float32)
+    v[:8] = rng.normal(4.0, 1.5, (8, 32, 8))  # low-signal background
+    volumes = [v, 7.5 * v]  # one image at two MR scales in one request: the answers must not depend on it
+    out = _serve(signature, volumes)
+    for i, volume in enumerate(volumes):
+        np.testing.assert_allclose(out["probability"].numpy()[i], _predict(run, volume), atol=1e-4)
+    np.testing.assert_allclose(out["probability"].numpy()[0], out["probability"].numpy()[1], atol=1e-4)
+
+
+def test_missing_weights_refused(tmp_path):
+    from tfpanc.export import export_run
+
     run = write_random_run(tmp_path / "ct", "pnet_msa", num_units=1, filters=2)
     (run / "pnet_final.weights.h5").unlink()
     with pytest.raises(InputError, match="weights file named in run.json is missing"):

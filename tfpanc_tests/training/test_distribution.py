@@ -258,8 +258,8 @@ def test_mirrored_on_two_cpu_devices_equals_one_device(tmp_path):
 def test_mirrored_run_resumes_after_a_kill(tmp_path):
     write_cai_cache(tmp_path / "cache")
     out = _subprocess(_MIRRORED, [tmp_path, "resume"])
-    assert out["killed"][-1] == "killed" and any("resuming from the backup" in x for x in out["resumed_lines"])
-    # (the backup restores the epoch: the second one is trained again, alone)
+    assert out["killed"][-1] == "killed" and any("resuming at epoch 2, step 0" in x for x in out["resumed_lines"])
+    # (killed in epoch 2 before its first backup: epoch 2 is trained from its start, alone)
     assert "p" in out["resumed_state"] and len(out["resumed"]) == 2
     assert all(math.isfinite(v) for v in out["resumed"])
 

@@ -33,12 +33,14 @@ def define_flags(fv):
 
 def parse_shape(text):
     """``"512,512,240"`` -> ``(512, 512, 240)``; InputError naming ``--shape`` otherwise."""
+    from tfpanc.data.phantom.case import MIN_EDGE
+
     try:
         shape = tuple(int(v) for v in str(text).replace(" ", "").split(","))
     except ValueError:
         raise InputError("--shape", f"expected 3 comma-separated integers, got '{text}'") from None
-    if len(shape) != 3 or min(shape) < 32:
-        raise InputError("--shape", f"expected 3 integers each >= 32, got '{text}'")
+    if len(shape) != 3 or min(shape) < MIN_EDGE:
+        raise InputError("--shape", f"expected 3 integers each >= {MIN_EDGE}, got '{text}'")
     if shape[0] * shape[1] * shape[2] > 1024 ** 3:
         raise InputError("--shape", f"{text} is too large (more than 1024^3 voxels)")
     return shape

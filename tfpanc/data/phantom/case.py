@@ -124,12 +124,15 @@ def _plan_anatomy(seed, case_index):
     return anatomy
 
 
+MIN_EDGE = 32  # voxels per axis: below it the organs no longer fit the field of view
+
+
 def validate(shape, modality):
     if modality not in MODALITIES:
         raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
     shape = tuple(int(s) for s in shape)
-    if len(shape) != 3 or min(shape) < 32:
-        raise ValueError(f"shape must be 3 integers >= 32, got {shape}")
+    if len(shape) != 3 or min(shape) < MIN_EDGE:
+        raise ValueError(f"shape must be 3 integers >= {MIN_EDGE}, got {shape}")
     return shape
 
 

@@ -11,12 +11,10 @@ complete.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
 from tfpanc.data.io import save_volume
+from tfpanc.result_files import write_json
 from tfpanc.data.phantom.case import DEFAULT_SHAPE, FOV_HI, FOV_LO, make_case
 
 VERSION = 1
@@ -79,9 +77,5 @@ def write_dataset(output_dir, num_cases, shape=None, seed=0, modality="ct", log=
                    "field_of_view_mm": [hi - lo for lo, hi in zip(FOV_LO, FOV_HI)]},
     }
     path = output_dir / "dataset.json"
-    fd, tmp = tempfile.mkstemp(prefix=".dataset.", suffix=".json", dir=output_dir)
-    with os.fdopen(fd, "w") as f:
-        json.dump(meta, f, indent=2)
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; a dataset is meant to be shared
-    os.replace(tmp, path)
+    write_json(path, meta, indent=2)
     return path

@@ -68,3 +68,10 @@ def fill(table, experiments):
             if alone is not None and f"PNet-MSA{suffix}" not in out:
                 out[f"PNet-MSA{suffix}"] = ours_from(alone, columns)
     return {k: v for k, v in out.items() if v is not None}
+
+
+def write_figures(experiments, out):
+    """Figs. 5-7 for compare's report (:mod:`tfpanc.methods.cai.figures`)."""
+    from tfpanc.methods.cai import figures
+
+    return figures.write_figures(experiments, out)

@@ -38,8 +38,10 @@ class CaiPredictor:
     def _cnn_probability(self, model, image, normalizer, stats):
         from keras import ops
 
+        from tfpanc.inference.precision import to_float32
+
         def predict_fn(batch):
-            return ops.convert_to_numpy(ops.sigmoid(model.predict_on_batch(batch)[..., :1]))
+            return to_float32(ops.sigmoid(model.predict_on_batch(batch)[..., :1]))
 
         return predict_slices(predict_fn, image, "axial", batch_size=slices_per_call(image.shape),
                               multiple=self.multiple, fill=normalizer.background(stats),

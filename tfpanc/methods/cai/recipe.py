@@ -37,6 +37,7 @@ from tfpanc.data.sampling import SliceRunSampler, SliceSampler
 from tfpanc.losses import deep_supervision_loss
 from tfpanc.methods.cai.networks import PNET_MODELS, build_cnn, input_multiple
 from tfpanc.models import CNNRNN, BiRNNHead, PNetMSA, grow
+from tfpanc.result_files import write_with
 from tfpanc.training.fit import fit_phase, fixed_samples, make_input
 
 
@@ -103,8 +104,8 @@ def _train_birnn(cfg, run, log, cache, train_ids, val_ids, size, normalizer, pne
     stack = CNNRNN(pnet, BiRNNHead(size, size), side_outputs=True)
     fit_phase(cfg, run, log, "birnn", stack, deep_supervision_loss(cfg.loss), cfg.rnn_learning_rate,
               data, cfg.rnn_epochs, extra={"K": cfg.num_units}, val=val)
-    pnet.save_weights(run.path / "birnn_cnn.weights.h5")
-    stack.birnn.save_weights(run.path / "birnn_head.weights.h5")
+    write_with(run.path / "birnn_cnn.weights.h5", pnet.save_weights, ".weights.h5")
+    write_with(run.path / "birnn_head.weights.h5", stack.birnn.save_weights, ".weights.h5")
     return stack
 
 

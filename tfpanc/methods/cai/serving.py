@@ -37,7 +37,8 @@ def check_run(model_dir):
     """``run.json`` of a run the export can serve, else a one-line InputError."""
     return savedmodel.served_run(
         model_dir, "cai",
-        lambda info: [info.get("cnn_weights")] + ([info["birnn"].get("weights")] if info.get("birnn") else []))
+        lambda info: [info.get("cnn_weights")] + ([info["birnn"].get("weights")] if info.get("birnn") else []),
+        ct_only=None)  # MRI too: its per-volume normalisation is in the graph (graph_intensity)
 
 def serving_fn(cnn, head, info, threshold):
     """The serving function ``(ct [n, x, y, z], spacing [n, 3]) -> {"probability", "mask", "volume_ml"}``.
@@ -53,12 +54,14 @@ def serving_fn(cnn, head, info, threshold):
     """
     import tensorflow as tf
 
+    from tfpanc.export import graph_intensity
     from tfpanc.methods.cai import networks
 
     low, high = (float(v) for v in info["window"])
     # As tfpanc.data.intensity.window_ct: clip, subtract, divide, all float32.
     low32, high32, scale32 = tf.constant(low, tf.float32), tf.constant(high, tf.float32), \
         tf.constant(high - low, tf.float32)
+    mri = info.get("modality", "ct") == "mri"
     multiple = networks.input_multiple(info["model"], info["num_units"])
     bidir = None if head is None else head.get_layer("bidirectional_clstm")
     fusion = None if head is None else head.get_layer("direction_fusion")
@@ -66,7 +69,10 @@ def serving_fn(cnn, head, info, threshold):
     def cnn_probability(ct):
         shape = tf.shape(ct)
         n, h, w, z = shape[0], shape[1], shape[2], shape[3]
-        x = (tf.clip_by_value(ct, low32, high32) - low32) / scale32
+        if mri:  # each volume by its own statistics, as predict does ([0, 1]: air is 0 either way)
+            x = graph_intensity.normalize_mri_unit(ct)
+        else:
+            x = (tf.clip_by_value(ct, low32, high32) - low32) / scale32
         x = tf.transpose(x, [0, 3, 1, 2])  # [n, z, x, y]: one axial slice per row
         hp = -(-h // multiple) * multiple  # round_up in tensor arithmetic
         wp = -(-w // multiple) * multiple

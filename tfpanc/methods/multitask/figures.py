@@ -16,6 +16,7 @@ import numpy as np
 from tfpanc.errors import InputError
 from tfpanc.methods.multitask.config import paper_label, parse_paper_size
 from tfpanc.methods.multitask.evaluation import METRICS
+from tfpanc.result_files import save_figure
 
 FIGURES = (("no_dense", "fig11_dense.png", "Fig. 11: without vs with dense connections"),
            ("no_feature_consistency", "fig13_feature_consistency.png",
@@ -78,8 +79,10 @@ def metric_bars(groups, path, title, prefix="c2"):
     ax.legend(loc="upper center", ncol=min(len(groups), 3), fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        save_figure(fig, path, dpi=100)
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -197,7 +197,9 @@ def _forward(model):
         from tfpanc.inference.compiled import compiled_forward
 
         return compiled_forward(model)
-    return lambda batch: np.asarray(model(batch, training=False))
+    from tfpanc.inference.precision import to_float32
+
+    return lambda batch: to_float32(model(batch, training=False))
 
 
 def _window_count(shape, patch, step):

@@ -110,30 +110,17 @@ def pool(rows_by_run, fold_of=None):
 
 
 def paired_ttest(a_rows, b_rows, a_key="c2_dsc", b_key="c2_dsc"):
-    """Paired t-test (``scipy.stats.ttest_rel``) of ``a_key`` of ``a_rows`` against ``b_key`` of ``b_rows``.
+    """Paired tests (:func:`tfpanc.metrics.paired.paired_tests`) of ``a_key`` of ``a_rows`` against
+    ``b_key`` of ``b_rows``, cases paired by ``case`` id.
 
-    Cases are paired by ``case`` id; only cases present (and finite) in
-    both count. Returns ``{"n", "t", "p", "dof", "mean_diff", "std_diff"}``
-    (differences ``a - b`` in %; t > 0: ``a`` is higher); t and p are None
-    with fewer than 2 pairs.
+    Returns ``{"n", "t", "p", "dof", "mean_diff", "std_diff", "w", "p_wilcoxon"}`` (differences
+    ``a - b`` in %; t > 0: ``a`` is higher); the statistics are None with fewer than 2 pairs.
     """
-    import numpy as np
-    from scipy import stats
+    from tfpanc.metrics.paired import paired_tests
 
-    def values(rows, key):
-        return {r["case"]: float(r[key]) for r in rows if r.get(key) is not None and math.isfinite(float(r[key]))}
-
-    a, b = values(a_rows, a_key), values(b_rows, b_key)
-    common = sorted(set(a) & set(b))
-    x, y = np.array([a[c] for c in common]), np.array([b[c] for c in common])
-    diff = 100 * (x - y)
-    out = {"n": len(common), "t": None, "p": None, "dof": max(len(common) - 1, 0),
-           "mean_diff": float(diff.mean()) if common else None,
-           "std_diff": float(diff.std(ddof=1)) if len(common) > 1 else None}
-    if len(common) >= 2:
-        t, p = stats.ttest_rel(x, y)
-        out.update(t=float(t), p=float(p))  # NaN when every difference is equal
-    return out
+    r = paired_tests({x["case"]: x.get(a_key) for x in a_rows}, {x["case"]: x.get(b_key) for x in b_rows})
+    return {"n": r["n"], "t": r["t"], "p": r["p_t"], "dof": r["dof"], "mean_diff": r["mean_diff"],
+            "std_diff": r["std_diff"], "w": r["w"], "p_wilcoxon": r["p_wilcoxon"]}
 
 
 def table1(full, variants=None):
@@ -313,7 +300,9 @@ def run_tables(model_dirs, variants=(), steps=(), output_dir=None, log=print, lo
     for t in tests:
         log(f"paired t-test of DSC, {t['a']} - {t['b']}: " + (
             f"t = {t['t']:.3f}, p = {t['p']:.4g}, n = {t['n']} paired cases, mean difference "
-            f"{t['mean_diff']:+.2f} ± {t['std_diff']:.2f}%" if t["p"] is not None else
+            f"{t['mean_diff']:+.2f} ± {t['std_diff']:.2f}%"
+            + (f"; Wilcoxon W = {t['w']:.1f}, p = {t['p_wilcoxon']:.4g}" if t["p_wilcoxon"] is not None else "")
+            if t["p"] is not None else
             f"{t['n']} paired case(s): too few for a t-test (p = None)"))
     sweep = step_sweep(list(model_dirs), steps, log, load_predictor) if steps else []
     if sweep:

@@ -133,7 +133,9 @@ class TwoStagePredictor:
     def _probability(self, model, batch):
         from keras import ops
 
-        return ops.convert_to_numpy(ops.sigmoid(model(batch, training=False)))
+        from tfpanc.inference.precision import to_float32
+
+        return to_float32(ops.sigmoid(model(batch, training=False)))
 
     def coarse_probability(self, image, stats):
         """The coarse U-Net's probability on the 1/R grid."""

@@ -29,6 +29,7 @@ from absl import flags
 
 from tfpanc import cli
 from tfpanc.errors import InputError
+from tfpanc.result_files import save_figure
 
 ON_OFF = ("center loss on", "center loss off")
 
@@ -97,8 +98,10 @@ def plot_center_curves(runs_by_setting, path):
             axes[row, col].legend()
             axes[row, col].grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        save_figure(fig, path, dpi=100)
+    finally:
+        plt.close(fig)
 
 
 def run_tables(model_dirs, nocenter_dirs=(), output_dir=None, log=print):

@@ -44,9 +44,9 @@ def forward(model):
     would trace a new graph for each, while an eager call just runs (the
     convolutions dominate, per-layer dispatch is negligible).
     """
-    from keras import ops
+    from tfpanc.inference.precision import to_float32
 
-    return lambda batch: ops.convert_to_numpy(model(batch, training=False))
+    return lambda batch: to_float32(model(batch, training=False))
 
 
 # Slice pixels per FCN-8s call (VGG16 widths keep 64-512 channels at full to
