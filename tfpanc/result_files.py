@@ -261,7 +261,7 @@ def write_eval_tables(out_dir, cases, table):
     """A method's held-out evaluation: ``per_case.csv``, ``tables.csv`` (pooled rows) and
     ``tables.json`` (``{"rows": table, "cases": cases}``, what the tables commands read back)."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_csv_rows(out_dir / "per_case.csv", cases)
-    write_csv_rows(out_dir / "tables.csv", table)
-    write_json(out_dir / "tables.json", {"rows": table, "cases": cases})
+    with written_together(folder=out_dir):
+        write_csv_rows(out_dir / "per_case.csv", cases)
+        write_csv_rows(out_dir / "tables.csv", table)
+        write_json(out_dir / "tables.json", {"rows": table, "cases": cases})

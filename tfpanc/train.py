@@ -97,6 +97,11 @@ def run_training(method, cfg, log=None):
     if plan.cluster is not None and plan.cluster.index > 0:
         return _train_worker(method, cfg, distribution.setup(plan), log)
     raw = check_data(cfg)
+    if raw is None:  # a cache is there already (a phantom always holds pancreas)
+        from tfpanc.data.cache import CaseCache
+        from tfpanc.training.data_split import check_training_labels
+
+        check_training_labels(CaseCache(cfg.data_dir), cfg.fold)
     check_writable(cfg.model_dir, "--model_dir", folder_output=True)
     dist = distribution.setup(plan)  # devices first: before TensorFlow runs an op
     run = RunDir(cfg.model_dir)

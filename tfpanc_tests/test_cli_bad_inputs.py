@@ -40,6 +40,14 @@ def _nan_ct(w):
     nib.save(nib.Nifti1Image(data, np.eye(4)), str(w / "nan.nii.gz"))
 
 
+def _empty_label_cache(w):
+    from tfpanc_tests.conftest import write_ellipsoid_cache
+
+    # every ellipsoid centred far outside its volume: four cases, no pancreas voxel
+    write_ellipsoid_cache(w / "empty_cache", (16, 16, 8), lambda i: (100, 100, 100), (2, 2, 2), (100, -20), 5,
+                          (1.0, 1.0, 1.0))
+
+
 def _truncated_run(w):
     (w / "run" / "run.json").write_text('{"method": "cai", "mod')
 
@@ -79,6 +87,8 @@ CASES = [
     ("train_unknown_method", TRAIN, ["--method=nope", "--data_dir={w}/c", "--model_dir={w}/r"], None, "--method"),
     ("train_no_cache_no_phantom", TRAIN, ["--method=cai", "--data_dir={w}/nocache", "--model_dir={w}/r"], None,
      "{w}/nocache"),
+    ("train_all_labels_empty", TRAIN, ["--method=cai", "--data_dir={w}/empty_cache", "--model_dir={w}/r"],
+     _empty_label_cache, "{w}/empty_cache"),
     ("train_phantom_too_small", TRAIN, ["--method=cai", "--data_dir={w}/c", "--model_dir={w}/r", "--phantom_cases=2",
                                         "--phantom_shape=64,64,16"], None, "--phantom_shape"),
     ("train_non_numeric_value", TRAIN, ["--method=cai", "--batch_size=many"], None, None),

@@ -24,6 +24,8 @@ for. Usage::
     nice -n 10 python tools/benchmark_predict_memory.py --configs=3x16 --slices=100,400
     nice -n 10 python tools/benchmark_predict_memory.py --configs=5x64 --slices=16,48 \
         --models=pnet_msa_birnn
+    python tools/benchmark_predict_memory.py --configs=5x64 --slices=16 --base_slices=0 \
+        --models=pnet_msa_birnn --predict_flags=--nobody_crop     # the whole field of view
 """
 
 from __future__ import annotations
@@ -68,10 +70,11 @@ def run_measured(cmd, env=None):
     return proc.returncode, time.time() - start, usage.ru_maxrss / 1024.0, output
 
 
-def measure(run_dir, size, slices, workdir, model_label):
+def measure(run_dir, size, slices, workdir, model_label, extra=()):
     ct = synthetic_ct(workdir / f"ct_{size}_{slices}.nii", size, slices)
     mask = workdir / f"mask_{model_label}_{size}_{slices}.nii.gz"
-    cmd = [sys.executable, "-m", "tfpanc.predict", f"--model_dir={run_dir}", f"--input={ct}", f"--output={mask}"]
+    cmd = [sys.executable, "-m", "tfpanc.predict", f"--model_dir={run_dir}", f"--input={ct}", f"--output={mask}",
+           "--noprogress", *extra]
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     code, seconds, peak, output = run_measured(cmd, env)
     ct.unlink()
@@ -91,6 +94,8 @@ def main():
                         help="an extra small volume measured first (0: none); below one batch "
                              "(8 slices at 512^2) it runs a smaller batch")
     parser.add_argument("--workdir", default=None, help="scratch folder (default: a temporary one)")
+    parser.add_argument("--predict_flags", default="", help="extra predict flags, space separated "
+                        "(e.g. --nobody_crop to time the whole field of view)")
     args = parser.parse_args()
     slice_counts = ([args.base_slices] if args.base_slices else []) + [int(s) for s in args.slices.split(",")]
     sys.path.insert(0, str(REPO))
@@ -105,7 +110,7 @@ def main():
                 run = write_random_run(workdir / f"run_{model}_{config}", model, units, filters)
                 points = []
                 for z in slice_counts:
-                    seconds, peak = measure(run, args.size, z, workdir, model)
+                    seconds, peak = measure(run, args.size, z, workdir, model, args.predict_flags.split())
                     points.append((z, peak))
                     print(f"{model:16s} {config:>7s} {f'{args.size}x{args.size}x{z}':>14s} {seconds:8.1f} "
                           f"{seconds / z:8.3f} {peak:13.0f}", flush=True)

@@ -1,9 +1,30 @@
-"""Per table, the paper's mean beside ours for its first metric, as a bar chart (matplotlib)."""
+"""Per table, the paper's mean beside ours for its first metric, as a bar chart (matplotlib);
+the two helpers every method's own report figures use."""
 
 from __future__ import annotations
 
 import numpy as np
+
 from tfpanc.result_files import save_figure
+
+
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_and_close(fig, path, dpi=100):
+    """Lays out, writes (atomically) and closes one figure."""
+    fig.tight_layout()
+    try:
+        save_figure(fig, path, dpi=dpi)
+    finally:
+        pyplot().close(fig)
 
 
 def plot_table(table, filled, path):
@@ -25,11 +46,7 @@ def plot_table(table, filled, path):
         spread.append(o.get("std", 0.0) or 0.0)
     if not labels:
         return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     x = np.arange(len(labels))
     fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(labels) + 2), 3.6))
     ax.bar(x - 0.2, theirs, 0.4, label=f"paper ({table['dataset'].split(',')[0]})", color="#999999")
@@ -41,9 +58,5 @@ def plot_table(table, filled, path):
     ax.set_ylabel(metric)
     ax.set_title(table["title"], fontsize=9)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    try:
-        save_figure(fig, path, dpi=100)
-    finally:
-        plt.close(fig)
+    save_and_close(fig, path)
     return True

@@ -64,6 +64,17 @@ class TrainingData:
                 "test": list(self.test_ids)}
 
 
+def check_training_labels(cache, fold):
+    """Refuses a fold whose training cases hold no pancreas voxel: the networks would learn "never".
+
+    Reads only the cases' ``meta.json`` (written by prepare), before any run folder is made.
+    """
+    folds_train, _ = cache.split(fold)
+    if folds_train and not any(cache.case(c).meta.get("pancreas_box") for c in folds_train):
+        raise InputError(cache.root, f"none of fold {fold}'s {len(folds_train)} training cases holds a "
+                         "pancreas voxel (all labels empty); check the labels or --label_values of prepare")
+
+
 def split_cases(cache, fold, val_fraction, seed, run_path=None):
     """The :class:`TrainingData` of a fold; persisted in (or read back from) ``run_path``.
 

@@ -288,3 +288,30 @@ def test_cai_figures_five_to_seven_from_the_runs_records(tmp_path):
         fig7 = list(csv.DictReader(f))
     cnn_sorted = [float(r["cnn_dsc"]) for r in fig7]
     assert len(fig7) == 4 and cnn_sorted == sorted(cnn_sorted)
+
+
+def test_zhou_round_and_two_stage_box_figures(tmp_path):
+    import csv
+
+    import matplotlib.image
+
+    info = {"method": "zhou", "fold": 0, "modality": "ct", "max_rounds": 3}
+    _run(tmp_path, "zhou", info, [{"case": "a", "d_t": "0.80 0.92", "round_dsc": "0.50 0.60 0.70"},
+                                  {"case": "b", "d_t": "0.96", "round_dsc": "0.70 0.80"}])
+    ts = {"method": "two_stage", "modality": "ct", "center_gamma": 0.001, "fold": 0}
+    _run(tmp_path, "ts", ts, [{"case": f"c{i}", "stage1_dsc": 0.3, "stage2_dsc": 0.6, "box1_recall": 1.0 - i / 10,
+                               "box1_iou": 0.2, "box2_recall": 0.9, "box2_iou": 0.3 + i / 10} for i in range(3)])
+    out = write_report(compare_runs([str(tmp_path / "zhou"), str(tmp_path / "ts")]), tmp_path / "report")
+    md = (out / "report.md").read_text()
+    for png in ("zhou_rounds_0.png", "two_stage_boxes_0.png"):
+        assert f"]({png})" in md
+        image = matplotlib.image.imread(str(out / png))
+        assert image.shape[0] > 200 and image[..., :3].std() > 0.05, png
+    with open(out / "zhou_rounds_0.csv", newline="") as f:
+        rounds = list(csv.DictReader(f))
+    # round 0: both cases (50, 70); round 1: both (60, 80); round 2: case a alone (70)
+    assert [(r["round"], float(r["dsc_mean"]), r["cases"]) for r in rounds] == \
+        [("0", 0.6, "2"), ("1", 0.7, "2"), ("2", 0.7, "1")]
+    with open(out / "two_stage_boxes_0.csv", newline="") as f:
+        boxes = list(csv.DictReader(f))
+    assert [float(r["box1_recall"]) for r in boxes] == [1.0, 0.9, 0.8]

@@ -18,7 +18,7 @@ import numpy as np
 from tfpanc.methods.cai.predictor import CaiPredictor
 from tfpanc.metrics import all_metrics, format_table, summarize
 from tfpanc.metrics.threshold_sweep import THRESHOLDS, plot_threshold_sweep, threshold_sweep
-from tfpanc.result_files import write_csv_rows, write_json
+from tfpanc.result_files import write_csv_rows, write_json, written_together
 
 PAPER_METRICS = ("dsc", "jaccard", "precision", "recall", "avd", "hd95", "assd", "volume_ml",
                  "label_volume_ml", "abnormal_shape_changes", "mean_slice_avd")
@@ -29,7 +29,6 @@ def evaluate_run(run_dir, cache, case_ids, log=print, threshold=None, output_dir
     predictor = CaiPredictor(run_dir)
     threshold = predictor.threshold if threshold is None else float(threshold)
     out_dir = Path(output_dir or Path(run_dir) / "eval")
-    out_dir.mkdir(parents=True, exist_ok=True)
     rows, cnn_rows, sweeps, cnn_sweeps = [], [], [], []
     for cid in case_ids:
         case = cache.case(cid)
@@ -49,20 +48,22 @@ def evaluate_run(run_dir, cache, case_ids, log=print, threshold=None, output_dir
                      f"{cnn_row['mean_slice_avd']:.2f} -> {row['mean_slice_avd']:.2f} mm)")
         log(line)
     result = {"threshold": threshold, "cases": list(case_ids), "final": summarize(rows, PAPER_METRICS)}
-    write_csv_rows(out_dir / "per_case.csv", rows)
     curves = {"final": np.mean(sweeps, axis=0)}
     if cnn_rows:
         result["cnn_only"] = summarize(cnn_rows, PAPER_METRICS)
-        write_csv_rows(out_dir / "per_case_cnn_only.csv", cnn_rows)
         curves = {"PNet-MSA + BiRNN": curves["final"], "PNet-MSA alone": np.mean(cnn_sweeps, axis=0)}
     result["threshold_sweep"] = {"thresholds": THRESHOLDS.tolist(),
                                  **{k: np.round(v, 5).tolist() for k, v in curves.items()}}
-    write_csv_rows(out_dir / "threshold_sweep.csv",
-                   [{"threshold": t, **{k: f"{v[i]:.5f}" for k, v in curves.items()}}
-                    for i, t in enumerate(THRESHOLDS)])
-    plot_threshold_sweep(THRESHOLDS, curves, out_dir / "threshold_sweep.png",
-                         f"threshold vs DSC ({len(case_ids)} cases)")
-    write_json(out_dir / "summary.json", result)
+    with written_together(folder=out_dir):  # the evaluation's files appear together, or none
+        write_csv_rows(out_dir / "per_case.csv", rows)
+        if cnn_rows:
+            write_csv_rows(out_dir / "per_case_cnn_only.csv", cnn_rows)
+        write_csv_rows(out_dir / "threshold_sweep.csv",
+                       [{"threshold": t, **{k: f"{v[i]:.5f}" for k, v in curves.items()}}
+                        for i, t in enumerate(THRESHOLDS)])
+        plot_threshold_sweep(THRESHOLDS, curves, out_dir / "threshold_sweep.png",
+                             f"threshold vs DSC ({len(case_ids)} cases)")
+        write_json(out_dir / "summary.json", result)
     log("evaluation at threshold %.2f over %d cases:\n%s" % (threshold, len(case_ids),
                                                              format_table(result["final"])))
     if cnn_rows:

@@ -20,20 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from tfpanc.result_files import save_figure, write_csv_rows
+from tfpanc.compare.figures import pyplot, save_and_close
+from tfpanc.result_files import write_csv_rows
 
 
 def _label(exp):
     return f"{exp.key.get('model')} {exp.key.get('loss')} ({exp.key.get('modality')})"
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _fold_sweep(run_dir):
@@ -82,7 +74,7 @@ def volume_fit(rows):
 
 def write_figures(experiments, out):
     """Writes the figures the experiments can fill under ``out``; returns ``[(title, png name)]``."""
-    plt = _plt()
+    plt = pyplot()
     out = Path(out)
     made = []
     curves = threshold_curves(experiments)
@@ -97,7 +89,7 @@ def write_figures(experiments, out):
         ax.set_title("Fig. 5: DSC against the threshold", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-        _save(plt, fig, out / "cai_fig5_threshold.png")
+        save_and_close(fig, out / "cai_fig5_threshold.png")
         write_csv_rows(out / "cai_fig5_threshold.csv", rows)
         made.append(("Cai Fig. 5: DSC against the probability threshold", "cai_fig5_threshold.png"))
     fits = [(exp, *volume_fit(exp.rows)) for exp in experiments]
@@ -115,7 +107,7 @@ def write_figures(experiments, out):
         ax.set_ylabel("automatic volume (mL)")
         ax.set_title("Fig. 6: automatic against manual volume", fontsize=9)
         ax.legend(fontsize=7)
-        _save(plt, fig, out / "cai_fig6_volume.png")
+        save_and_close(fig, out / "cai_fig6_volume.png")
         write_csv_rows(out / "cai_fig6_volume.csv", rows)
         made.append(("Cai Fig. 6: automatic against manual volume", "cai_fig6_volume.png"))
     for i, exp in enumerate(e for e in experiments if e.cnn_rows):
@@ -133,16 +125,8 @@ def write_figures(experiments, out):
         ax.set_ylabel("DSC (%)")
         ax.set_title(f"Fig. 7-style per-case DSC, {_label(exp)}", fontsize=9)
         ax.legend(fontsize=7)
-        _save(plt, fig, out / name)
+        save_and_close(fig, out / name)
         write_csv_rows(out / name.replace(".png", ".csv"),
                        [{"case": c, "cnn_dsc": f"{a:.5f}", "birnn_dsc": f"{b:.5f}"} for a, b, c in both])
         made.append((f"Cai Fig. 7-style: per-case DSC with and without the BiRNN, {_label(exp)}", name))
     return made
-
-
-def _save(plt, fig, path):
-    fig.tight_layout()
-    try:
-        save_figure(fig, path, dpi=100)
-    finally:
-        plt.close(fig)

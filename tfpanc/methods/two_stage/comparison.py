@@ -48,3 +48,10 @@ def fill(table, experiments):
                 out[f"{box} {name}"] = ours_from(main, {"recall": (f"{box}_recall", PERCENT),
                                                         "IoU": (f"{box}_iou", PERCENT)}, rows)
     return {k: v for k, v in out.items() if v is not None}
+
+
+def write_figures(experiments, out):
+    """The per-experiment figures for compare's report (:mod:`tfpanc.methods.two_stage.figures`)."""
+    from tfpanc.methods.two_stage import figures
+
+    return figures.write_figures(experiments, out)

@@ -22,7 +22,8 @@ def experiment_key(info):
     return {k: info.get(k) for k in keys}
 
 
-def _series(value):
+def parse_trace(value):
+    """A per-case CSV trace (``"0.61 0.72 0.74"``, or one number read as a float) as a list of floats."""
     if isinstance(value, float):
         return [value]
     return [float(v) for v in str(value).split()] if value not in (None, "") else []
@@ -30,9 +31,9 @@ def _series(value):
 
 def case_scores(row, max_rounds):
     """The :mod:`~tfpanc.methods.zhou.table1_rows` scores of one ``per_case.csv`` row."""
-    inter = _series(row.get("d_t"))
+    inter = parse_trace(row.get("d_t"))
     oracle = row.get("oracle")
-    return {"round_dsc": _series(row.get("round_dsc")), "inter_dsc": inter, "max_rounds": int(max_rounds),
+    return {"round_dsc": parse_trace(row.get("round_dsc")), "inter_dsc": inter, "max_rounds": int(max_rounds),
             "settled": row.get("stop_reason") in ("empty", "fixed") or (bool(inter) and inter[-1] == 1.0),
             "oracle_dsc": oracle if isinstance(oracle, float) else None}
 
@@ -55,15 +56,22 @@ def fill(table, experiments):
         for view in ("coronal", "sagittal", "axial"):
             out[view] = ours_from(exp, {"DSC": (f"coarse_{view}", PERCENT)})
     elif table["id"] == "zhou_d10":
-        d10 = [d[9] for d in (_series(r.get("d_t")) for r in exp.rows) if len(d) >= 10]
+        d10 = [d[9] for d in (parse_trace(r.get("d_t")) for r in exp.rows) if len(d) >= 10]
         if d10:
             out["d(t=10)"] = Ours({"mean": float(np.mean(d10)), "median": float(np.median(d10)),
                                    "min": float(np.min(d10))}, exp.dataset, runs, cases=len(d10))
     elif table["id"] == "zhou_1":
-        scores = [case_scores(r, exp.key.get("max_rounds") or 10) for r in exp.rows if _series(r.get("round_dsc"))]
+        scores = [case_scores(r, exp.key.get("max_rounds") or 10) for r in exp.rows if parse_trace(r.get("round_dsc"))]
         for row in table1_rows(scores) if scores else []:
             values = {"DSC": _stats(row["dsc"], PERCENT), "iterations": _stats(row["iterations"], 1.0)}
             values = {k: v for k, v in values.items() if v is not None}
             if values and row["method"] in table["rows"]:
                 out[row["method"]] = Ours(values, exp.dataset, runs, cases=row["dsc"]["n"])
     return {k: v for k, v in out.items() if v is not None}
+
+
+def write_figures(experiments, out):
+    """The per-experiment figures for compare's report (:mod:`tfpanc.methods.zhou.figures`)."""
+    from tfpanc.methods.zhou import figures
+
+    return figures.write_figures(experiments, out)
