@@ -8,8 +8,8 @@ memory or time), runs ``python -m tfpanc.predict`` on it as a subprocess and
 reads that child's own peak RSS (``ru_maxrss`` of ``os.wait4`` on its pid,
 so earlier runs do not count).
 
-Reading the figures: prediction feeds the CNN min(16, 2**21 / (S*S)) slices
-at a time (:func:`tfpanc.methods.cai.networks.slices_per_call`), so a volume with fewer
+Reading the figures: prediction feeds the CNN min(16, 2**25 / (S*S*filters))
+slices at a time (:func:`tfpanc.methods.cai.networks.slices_per_call`), so a volume with fewer
 slices than that runs a smaller batch and is not a fair "fixed cost" point.
 Compare slice counts of at least one full batch: the growth between the last
 two, divided by their difference, is the per-slice (O(volume)) cost, to set

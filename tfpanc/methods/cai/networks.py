@@ -44,15 +44,17 @@ def load_models(run_dir, info):
     return cnn, head, cnn_only
 
 
-# Slice pixels per CNN call: 8 slices at 512^2. At 5 units / 64 channels that
-# peaked at 3.9 GiB on a 512x512x8 volume, against 8.6 GiB for 16-slice
-# batches, at a similar speed per slice (tools/benchmark_predict_memory.py).
-# The exported serving graph uses the same budget.
-SLICE_BUDGET_PIXELS = 2 ** 21
+# Slice pixels x channels per CNN call: activations grow with both. At 5 units /
+# 64 channels on 512x512x24 (tools/benchmark_predict_memory.py, random weights,
+# body crop on), 8 slices per call peaked at 4525 MiB in 79 s, 4 at 2725 MiB in
+# 76 s, 2 at 1732 MiB in 71 s: smaller calls were both leaner and faster. This
+# budget gives 2 slices at 512^2 x 64 channels and 8 at 16 channels (the
+# quickstart's, as before). The exported serving graph uses the same budget.
+SLICE_BUDGET_PIXEL_CHANNELS = 2 ** 25
 
 
-def slices_per_call(shape):
-    """Slices per CNN call for slices of ``shape[:2]`` (see SLICE_BUDGET_PIXELS)."""
+def slices_per_call(shape, filters):
+    """Slices per CNN call for slices of ``shape[:2]`` and a ``filters``-channel network."""
     from tfpanc.inference.slicewise import slices_per_batch
 
-    return slices_per_batch(shape[:2], SLICE_BUDGET_PIXELS)
+    return slices_per_batch(shape[:2], SLICE_BUDGET_PIXEL_CHANNELS // max(1, int(filters)))

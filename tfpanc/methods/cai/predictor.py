@@ -43,7 +43,8 @@ class CaiPredictor:
         def predict_fn(batch):
             return to_float32(ops.sigmoid(model.predict_on_batch(batch)[..., :1]))
 
-        return predict_slices(predict_fn, image, "axial", batch_size=slices_per_call(image.shape),
+        batch = slices_per_call(image.shape, self.info.get("filters", 64))
+        return predict_slices(predict_fn, image, "axial", batch_size=batch,
                               multiple=self.multiple, fill=normalizer.background(stats),
                               transform=lambda a: normalizer(a, stats))
 

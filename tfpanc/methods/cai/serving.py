@@ -12,7 +12,8 @@ The graph is what :class:`tfpanc.methods.cai.predictor.CaiPredictor` does
 in numpy: the run's HU window mapped to [0, 1], each axial slice with its two
 neighbours (edge slices repeated) padded at the bottom/right with normalised
 air to the network's multiple, the CNN over the slices in batches of at most
-16 (fewer for large slices, as :func:`tfpanc.methods.cai.networks.slices_per_call`), the
+16 (fewer for large slices and wide networks, as
+:func:`tfpanc.methods.cai.networks.slices_per_call`), the
 fused logit's sigmoid cropped back, then for BiRNN runs the BiRNN over each
 volume's whole axial sequence.
 
@@ -63,6 +64,7 @@ def serving_fn(cnn, head, info, threshold):
         tf.constant(high - low, tf.float32)
     mri = info.get("modality", "ct") == "mri"
     multiple = networks.input_multiple(info["model"], info["num_units"])
+    budget = networks.SLICE_BUDGET_PIXEL_CHANNELS // max(1, int(info.get("filters", 64)))
     bidir = None if head is None else head.get_layer("bidirectional_clstm")
     fusion = None if head is None else head.get_layer("direction_fusion")
 
@@ -80,7 +82,7 @@ def serving_fn(cnn, head, info, threshold):
         flat = tf.reshape(x, [-1, hp, wp])
         count = n * z
         # As networks.slices_per_call, with the slice size known only at run time.
-        batch = tf.clip_by_value(networks.SLICE_BUDGET_PIXELS // (h * w), 1, MAX_SLICE_BATCH)
+        batch = tf.clip_by_value(budget // (h * w), 1, MAX_SLICE_BATCH)
         steps = -(-count // batch)
 
         def body(i, out):
