@@ -111,18 +111,24 @@ def _read_sweep(path):
     return {"thresholds": values[:, 0], **{name: values[:, i + 1] for i, name in enumerate(table[0][1:])}}
 
 
-def load_fold(run_dir):
-    """Reads one fold run's run.json and eval files; one-line errors if missing."""
+def evaluated_run(run_dir):
+    """``(run.json record, eval folder)`` of an evaluated run; one-line errors for what is missing."""
     run_dir = Path(run_dir)
     if not (run_dir / "run.json").is_file():
         raise InputError(run_dir, "not a finished tfpanc run (no run.json)")
     info = read_json(run_dir / "run.json", "retrain the run")
     per_case = run_dir / "eval" / "per_case.csv"
     if not per_case.is_file():
-        raise InputError(per_case, "missing: evaluate this fold first (train with --evaluate)")
-    cnn_path = run_dir / "eval" / "per_case_cnn_only.csv"
-    sweep_path = run_dir / "eval" / "threshold_sweep.csv"
-    return FoldResult(run_dir, info, _read_rows(per_case),
+        raise InputError(per_case, "missing: evaluate this run first (train with --evaluate)")
+    return info, per_case.parent
+
+
+def load_fold(run_dir):
+    """Reads one fold run's run.json and eval files; one-line errors if missing."""
+    info, eval_dir = evaluated_run(run_dir)
+    cnn_path = eval_dir / "per_case_cnn_only.csv"
+    sweep_path = eval_dir / "threshold_sweep.csv"
+    return FoldResult(Path(run_dir), info, _read_rows(eval_dir / "per_case.csv"),
                       _read_rows(cnn_path) if cnn_path.is_file() else [],
                       _read_sweep(sweep_path) if sweep_path.is_file() else None)
 

@@ -131,7 +131,7 @@ def test_cli_missing_eval_one_line_nothing_written(four_folds):
                           f"--output_dir={root / 'cv'}"], capture_output=True, text=True)
     assert out.returncode != 0 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1] == (
-        f"error: {runs[2] / 'eval' / 'per_case.csv'}: missing: evaluate this fold first (train with --evaluate)")
+        f"error: {runs[2] / 'eval' / 'per_case.csv'}: missing: evaluate this run first (train with --evaluate)")
     assert not (root / "cv").exists()
 
 

@@ -74,12 +74,12 @@ def _phase_seconds(run):
     """Seconds from each phase's "training up to" line to its last epoch's line (train.log's clock)."""
     begun, ended = {}, {}
     for line in _log(run).splitlines():
-        stamp = time.mktime(time.strptime(line[:19], "%Y-%m-%d %H:%M:%S"))
-        match = re.match(r"(\w+): training up to", line[20:]) or re.match(r"(\w+) epoch \d+: ", line[20:])
-        if match:
-            (ended if " epoch " in line[20:].split(":")[0] else begun).setdefault(match.group(1), stamp)
-            if " epoch " in line[20:].split(":")[0]:
-                ended[match.group(1)] = stamp
+        stamp, text = time.mktime(time.strptime(line[:19], "%Y-%m-%d %H:%M:%S")), line[20:]
+        start, epoch = re.match(r"(\w+): training up to", text), re.match(r"(\w+) epoch \d+: ", text)
+        if start:
+            begun.setdefault(start.group(1), stamp)
+        elif epoch:
+            ended[epoch.group(1)] = stamp
     return {p: max(1.0, ended[p] - begun[p]) for p in begun if p in ended}
 
 

@@ -15,9 +15,9 @@ import dataclasses
 import json
 from pathlib import Path
 
-from tfpanc.cv_report import expand_model_dirs
+from tfpanc.cv_report import evaluated_run, expand_model_dirs
 from tfpanc.errors import InputError
-from tfpanc.result_files import read_case_rows, read_json
+from tfpanc.result_files import read_case_rows
 
 
 @dataclasses.dataclass
@@ -76,16 +76,9 @@ def dataset_of(run_dir, info):
 
 def load_run(run_dir):
     """``(info, rows, cnn_rows)`` of one evaluated run; one-line errors for what is missing."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "run.json").is_file():
-        raise InputError(run_dir, "not a finished tfpanc run (no run.json)")
-    info = read_json(run_dir / "run.json", "retrain the run")
-    per_case = run_dir / "eval" / "per_case.csv"
-    if not per_case.is_file():
-        raise InputError(per_case, "missing: evaluate this run first (train with --evaluate, or "
-                         "python -m tfpanc.evaluate)")
-    cnn = run_dir / "eval" / "per_case_cnn_only.csv"
-    return info, read_case_rows(per_case), read_case_rows(cnn) if cnn.is_file() else []
+    info, eval_dir = evaluated_run(run_dir)
+    cnn = eval_dir / "per_case_cnn_only.csv"
+    return info, read_case_rows(eval_dir / "per_case.csv"), read_case_rows(cnn) if cnn.is_file() else []
 
 
 def group_runs(specs, key_of):

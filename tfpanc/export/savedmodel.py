@@ -197,20 +197,28 @@ def check_spacing(spacing):
                                ["spacing must be [n, 3] positive mm, got", spacing])
 
 
-def write_archive(archive, export_dir, metadata, log=print, summary=""):
-    """Writes ``archive`` (a ``keras.export.ExportArchive``) to ``export_dir`` atomically.
+def write_archive(serving_fn, export_dir, metadata, log=print, summary="", in_plane=None):
+    """Writes ``serving_fn`` as the SavedModel's ``serving_default`` endpoint to ``export_dir`` atomically.
 
     Args:
-        archive: the method's archive, its ``serving_default`` endpoint added.
+        serving_fn: the method's ``(ct, spacing) -> outputs`` function (TensorFlow ops).
         export_dir: the version folder to create (checked by :func:`check_target`).
         metadata: JSON-able description, stored as ``assets.extra/tfpanc_export.json``
             (TF Serving ignores ``assets.extra``); the contract is added.
         log: progress printer.
         summary: the log line's description of what was exported.
+        in_plane: pins the signature's ``x = y`` (:func:`input_signature`); None: any size.
 
     Returns:
         ``Path(export_dir)``.
     """
+    import keras
+
+    archive = keras.export.ExportArchive()
+    # No archive.track(): the endpoint captures every variable it uses, and Keras 3.15 saves a
+    # tracked model's variables a second time (0.74 vs 0.46 MB for a K=2, F=16 cai BiRNN run,
+    # same answers).
+    archive.add_endpoint(SIGNATURE, serving_fn, input_signature=input_signature(in_plane))
     export_dir = Path(export_dir)
     partial = check_target(export_dir)
     if partial.exists():

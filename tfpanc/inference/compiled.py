@@ -7,7 +7,7 @@ each, which at small windows is most of the time.
 
 from __future__ import annotations
 
-import numpy as np
+from tfpanc.inference.precision import to_float32
 
 
 def compiled_forward(model, to_numpy=True):
@@ -30,20 +30,14 @@ def compiled_forward(model, to_numpy=True):
         non_trainable = [v.value for v in model.non_trainable_variables]
         run = jax.jit(lambda x: model.stateless_call(trainable, non_trainable, x, training=False)[0])
         if to_numpy:
-            return lambda x: _each(run(x), _float32)
+            return lambda x: _each(run(x), to_float32)
         return lambda x: jax.block_until_ready(run(x))
     if backend == "tensorflow":
         import tensorflow as tf
 
         fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-        return lambda x: _each(fn(x), lambda t: _float32(t.numpy()))
+        return lambda x: _each(fn(x), to_float32)
     return model.predict_on_batch
-
-
-def _float32(array):
-    # A mixed-bfloat16 network's outputs are bfloat16; sums over windows must not be.
-    array = np.asarray(array)
-    return array.astype(np.float32) if array.dtype.kind == "V" or array.dtype.name == "bfloat16" else array
 
 
 def _each(outputs, convert):

@@ -199,15 +199,11 @@ def export_run(model_dir, export_dir, step=None, window_batch=None, log=print):
     step = tuple(int(v) for v in (options.step or info["step"]))
     savedmodel.check_target(export_dir)
     # Checks above are TensorFlow-free, so a bad request fails in a second.
-    keras = savedmodel.require_tensorflow_backend()
+    savedmodel.require_tensorflow_backend()
     c1, c2 = load_networks(model_dir, info)
-    archive = keras.export.ExportArchive()
-    # No archive.track(model): the endpoint captures every variable it uses, and Keras 3.15 saves a
-    # tracked model's variables a second time, doubling the SavedModel.
-    archive.add_endpoint(savedmodel.SIGNATURE, serving_fn(c1, c2, info, step, window_batch),
-                         input_signature=savedmodel.input_signature())
     return savedmodel.write_archive(
-        archive, export_dir, _metadata(model_dir, info, step, window_batch), log=log,
+        serving_fn(c1, c2, info, step, window_batch), export_dir, _metadata(model_dir, info, step, window_batch),
+        log=log,
         summary=f"multitask (spacing {list(info['spacing'])} mm, C1 at 1/{info['c1_decimation']}, region "
                 f"{list(info['region'])}, patch {list(info['patch'])}, step {list(step)}) of {model_dir}, "
                 "CRF off (= predict --nocrf)")

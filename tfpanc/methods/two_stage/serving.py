@@ -193,17 +193,12 @@ def export_run(model_dir, export_dir, window_batch=None, log=print):
     info = check_run(model_dir)
     savedmodel.check_target(export_dir)
     # Checks above are TensorFlow-free, so a bad request fails in a second.
-    keras = savedmodel.require_tensorflow_backend()
+    savedmodel.require_tensorflow_backend()
     from tfpanc.methods.two_stage.predictor import TwoStagePredictor
 
     predictor = TwoStagePredictor.load(model_dir)
-    archive = keras.export.ExportArchive()
-    # No archive.track(model): the endpoint captures every variable it uses, and Keras 3.15 saves a
-    # tracked model's variables a second time (under "variables/" besides "_all_variables/"), doubling
-    # the SavedModel.
-    archive.add_endpoint(savedmodel.SIGNATURE, serving_fn(predictor.coarse, predictor.fine, info, window_batch),
-                         input_signature=savedmodel.input_signature())
     return savedmodel.write_archive(
-        archive, export_dir, _metadata(model_dir, info, window_batch), log=log,
+        serving_fn(predictor.coarse, predictor.fine, info, window_batch), export_dir,
+        _metadata(model_dir, info, window_batch), log=log,
         summary=f"two_stage (R = {info['decimation']}, frame {info['coarse_frame']}, patch {info['fine_patch']}) "
                 f"of {model_dir}, mask = 2-of-3 vote")

@@ -378,7 +378,7 @@ def export_run(model_dir, export_dir, max_rounds=None, stop_threshold=None, log=
     settings = FixedPointSettings.from_record(info)
     savedmodel.check_target(export_dir)
     # Checks above are TensorFlow-free, so a bad request fails in a second.
-    keras = savedmodel.require_tensorflow_backend()
+    savedmodel.require_tensorflow_backend()
     from tfpanc.methods.zhou.predictor import load_model
 
     path = Path(model_dir)
@@ -386,15 +386,10 @@ def export_run(model_dir, export_dir, max_rounds=None, stop_threshold=None, log=
     coarse = {v: loaded[f"coarse_{v}"][0] for v in VIEWS}
     fine = {v: loaded[f"fine_{v}"][0] for v in VIEWS}
     sizes = {v: tuple(int(s) for s in loaded[f"fine_{v}"][1]["input_size"]) for v in VIEWS}
-    archive = keras.export.ExportArchive()
-    # No archive.track(model): the endpoint captures every variable it uses, and Keras 3.15 saves a
-    # tracked model's variables a second time, doubling the SavedModel.
-    archive.add_endpoint(savedmodel.SIGNATURE, serving_fn(coarse, fine, sizes, info, rounds, threshold, settings),
-                         input_signature=savedmodel.input_signature())
     metadata = {"format": "tfpanc zhou SavedModel", "method": "zhou", "run": str(path.resolve()),
                 "window_hu": list(info["window"]), "max_rounds": rounds, "stop_threshold": threshold,
                 "fine_sizes": {v: list(s) for v, s in sizes.items()}, "extra_outputs": {"rounds": "int32 [n]"},
                 "settings": {k: getattr(settings, k) for k in settings.__dataclass_fields__}}
     return savedmodel.write_archive(
-        archive, export_dir, metadata, log=log,
+        serving_fn(coarse, fine, sizes, info, rounds, threshold, settings), export_dir, metadata, log=log,
         summary=f"zhou pipeline {model_dir} (T={rounds}, R={threshold:g}, rounds as an extra output)")

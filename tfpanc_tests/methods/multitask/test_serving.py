@@ -3,13 +3,11 @@
 grid), the empty-C1 case included; a run it cannot serve is refused with nothing written."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from tfpanc.errors import InputError
+from tfpanc_tests.export.fresh_process import assert_refused_without_weights, serve_in_fresh_process
 
 INFO = {"method": "multitask", "model": "multitask_dense_unet3d", "modality": "ct", "fold": 0, "data_dir": "",
         "threshold": 0.5, "spacing": [2.0, 2.0, 2.0], "body_threshold": -500.0, "c1_decimation": 2,
@@ -79,21 +77,6 @@ def _ct(shape, spacing, centre_mm, seed, radii_mm=(9.0, 8.0, 7.0)):
 
 
 # One fresh process loads the export and answers every request the tests check.
-_SERVE = """
-import sys, time, numpy as np, tensorflow as tf
-start = time.time()
-sig = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
-loaded = time.time() - start
-data = np.load(sys.argv[2])
-out = {"load_s": np.float64(loaded)}
-for name in ("pair", "empty"):
-    res = sig(ct=tf.constant(data[name]), spacing=tf.constant(data[name + "_spacing"]))
-    for key, value in res.items():
-        out[f"{name}_{key}"] = value.numpy()
-np.savez(sys.argv[3], **out)
-"""
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     from tfpanc.export import export_model
@@ -109,11 +92,9 @@ def served(tmp_path_factory):
     empty[0, 4:-4, 3:-5, :] = 40.0
     inputs = {"pair": pair, "pair_spacing": np.float32(SPACINGS), "empty": empty,
               "empty_spacing": np.float32([EMPTY_SPACING])}
-    np.savez(root / "in.npz", **inputs)
-    command = [sys.executable, "-c", _SERVE, str(export_dir), str(root / "in.npz"), str(root / "out.npz")]
-    proc = subprocess.run(command, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return run, export_dir, lines, inputs, dict(np.load(root / "out.npz"))
+    out = serve_in_fresh_process(export_dir, {"pair": (pair, inputs["pair_spacing"]),
+                                              "empty": (empty, inputs["empty_spacing"])}, root)
+    return run, export_dir, lines, inputs, out
 
 
 _PREDICTOR = {}
@@ -186,19 +167,7 @@ def test_empty_c1_is_an_empty_answer(served):
 
 
 def test_run_with_a_missing_weights_file_is_refused_and_nothing_written(served, tmp_path):
-    from tfpanc.export import export_model
-
-    run, _, _, _, _ = served
-    broken = tmp_path / "broken"
-    (broken / "c1").mkdir(parents=True)
-    (broken / "run.json").write_text((run / "run.json").read_text())
-    (broken / INFO["c1_weights"]).write_bytes((run / INFO["c1_weights"]).read_bytes())
-    with pytest.raises(InputError) as err:
-        export_model(broken, tmp_path / "serving" / "multitask")
-    message = str(err.value)
-    assert "\n" not in message and message.endswith("weights file named in run.json is missing")
-    assert INFO["c2_weights"] in message
-    assert not (tmp_path / "serving").exists()
+    assert_refused_without_weights(served[0], INFO["c1_weights"], INFO["c2_weights"], tmp_path)
 
 
 def test_graph_map_back_equals_grid_map():

@@ -2,13 +2,11 @@
 volume), the empty-coarse case included; a run it cannot serve is refused with nothing written."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from tfpanc.errors import InputError
+from tfpanc_tests.export.fresh_process import assert_refused_without_weights, serve_in_fresh_process
 
 INFO = {"method": "two_stage", "model": "unet3d", "depth": 2, "filters": 2, "norm": "instance", "modality": "ct",
         "window": [-100.0, 240.0], "fold": 0, "data_dir": "", "decimation": 4, "threshold": 0.5,
@@ -66,22 +64,6 @@ def _ct(shape, centre, seed, radii=(6, 5, 3)):
 
 
 # One fresh process loads the export and answers every request the tests check.
-_SERVE = """
-import sys, time, numpy as np, tensorflow as tf
-start = time.time()
-sig = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
-loaded = time.time() - start
-data = np.load(sys.argv[2])
-out = {"load_s": np.float64(loaded)}
-for name in ("pair", "empty"):
-    ct = data[name]
-    res = sig(ct=tf.constant(ct), spacing=tf.constant(np.tile(data["spacing"], (len(ct), 1))))
-    for key, value in res.items():
-        out[f"{name}_{key}"] = value.numpy()
-np.savez(sys.argv[3], **out)
-"""
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     from tfpanc.export import export_model
@@ -92,11 +74,9 @@ def served(tmp_path_factory):
     export_dir = export_model(run, root / "serving" / "two_stage", log=lines.append)
     pair = np.stack([_ct(SHAPE, (17, 16, 9), seed=1), _ct(SHAPE, (21, 19, 10), seed=2, radii=(5, 6, 4))])
     empty = np.full((1,) + EMPTY_SHAPE, -1000.0, np.float32)  # air only: the coarse stage finds nothing
-    np.savez(root / "in.npz", pair=pair, empty=empty, spacing=np.float32(SPACING))
-    command = [sys.executable, "-c", _SERVE, str(export_dir), str(root / "in.npz"), str(root / "out.npz")]
-    proc = subprocess.run(command, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return run, export_dir, lines, {"pair": pair, "empty": empty}, dict(np.load(root / "out.npz"))
+    out = serve_in_fresh_process(export_dir, {"pair": (pair, np.tile(np.float32(SPACING), (2, 1))),
+                                              "empty": (empty, np.float32([SPACING]))}, root)
+    return run, export_dir, lines, {"pair": pair, "empty": empty}, out
 
 
 _PREDICTOR = {}
@@ -162,16 +142,4 @@ def test_empty_coarse_result_is_an_empty_answer(served):
 
 
 def test_run_with_a_missing_weights_file_is_refused_and_nothing_written(served, tmp_path):
-    from tfpanc.export import export_model
-
-    run, _, _, _, _ = served
-    broken = tmp_path / "broken"
-    (broken / "coarse").mkdir(parents=True)
-    (broken / "run.json").write_text((run / "run.json").read_text())
-    (broken / INFO["coarse_weights"]).write_bytes((run / INFO["coarse_weights"]).read_bytes())
-    with pytest.raises(InputError) as err:
-        export_model(broken, tmp_path / "serving" / "two_stage")
-    message = str(err.value)
-    assert "\n" not in message and message.endswith("weights file named in run.json is missing")
-    assert INFO["fine_weights"] in message
-    assert not (tmp_path / "serving").exists()
+    assert_refused_without_weights(served[0], INFO["coarse_weights"], INFO["fine_weights"], tmp_path)
