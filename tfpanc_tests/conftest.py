@@ -84,6 +84,14 @@ def train_run(cfg):
     return RunDir(cfg.model_dir), info, lines
 
 
+@pytest.fixture(scope="session")
+def synthetic_bank(tmp_path_factory):
+    """A one-anatomy synthetic bank, built with the seed cai training uses by default (1000)."""
+    from tfpanc.data.synthetic.bank import build_bank
+
+    return build_bank(tmp_path_factory.mktemp("synthetic") / "bank", 1, seed=1000)
+
+
 @pytest.fixture
 def tree(tmp_path, blob_case):
     """The CLI tables' scratch tree: tmp/work/{msd/, notes.txt, cts/{a,b}.nii.gz, foreign/keep.txt, run/}."""

@@ -15,7 +15,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from tfpanc import cli, cv_report, evaluate, predict, train
+from tfpanc import cli, cv_report, evaluate, evaluate_real, predict, train
 from tfpanc.compare import __main__ as compare_cli
 from tfpanc.data import prepare
 from tfpanc.data.phantom import __main__ as phantom_cli
@@ -32,6 +32,7 @@ EXPORT = (export_cli.define_flags, export_cli.main)
 MODELS_CONFIG = (models_config.define_flags, models_config.main)
 COMPARE = (compare_cli.define_flags, compare_cli.main)
 PHANTOM = (phantom_cli.define_flags, phantom_cli.main)
+EVALUATE_REAL = (evaluate_real.define_flags, evaluate_real.main)
 
 
 def _nan_ct(w):
@@ -92,6 +93,18 @@ CASES = [
     ("train_phantom_too_small", TRAIN, ["--method=cai", "--data_dir={w}/c", "--model_dir={w}/r", "--phantom_cases=2",
                                         "--phantom_shape=64,64,16"], None, "--phantom_shape"),
     ("train_non_numeric_value", TRAIN, ["--method=cai", "--batch_size=many"], None, None),
+    ("train_synthetic_shape_folder_without_shapes_step", TRAIN,
+     ["--method=cai", "--model=pnet_msa", "--train_images=synthetic", "--synthetic_steps=intensity",
+      "--shape_dir={w}/msd/labelsTr", "--data_dir={w}/c", "--model_dir={w}/r"], None, "--shape_dir"),
+    ("train_synthetic_unknown_step", TRAIN,
+     ["--method=cai", "--model=pnet_msa", "--synthetic_steps=sharpness", "--data_dir={w}/c", "--model_dir={w}/r"],
+     None, "--synthetic_steps"),
+    ("evaluate_real_missing_folder", EVALUATE_REAL, ["--model_dir={w}/run", "--real_dir={w}/nope"], _cai_run,
+     "--real_dir"),
+    ("evaluate_real_nothing_to_score", EVALUATE_REAL, ["--model_dir={w}/run", "--real_dir={w}/foreign"], _cai_run,
+     "--real_dir"),
+    ("evaluate_real_bad_spacing", EVALUATE_REAL,
+     ["--model_dir={w}/run", "--real_dir={w}/foreign", "--slice_spacing=0"], _cai_run, "--slice_spacing"),
     ("predict_missing_input", PREDICT, ["--model_dir={w}/run", "--input={w}/nope.nii.gz", "--output={w}/m.nii.gz"],
      _cai_run, "{w}/nope.nii.gz"),
     ("predict_not_a_run", PREDICT, ["--model_dir={w}/foreign", "--input={w}/cts/a.nii.gz", "--output={w}/m.nii.gz"],

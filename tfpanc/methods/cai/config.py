@@ -8,6 +8,29 @@ from tfpanc.errors import InputError
 from tfpanc.flags import SharedConfig, check_not_negative, check_positive, check_unit_interval, setting
 from tfpanc.methods.slice_settings import SLICE_SIZE_HELP
 
+SYNTHETIC_SETTINGS = ("train_images", "synthetic_steps", "synthetic_bank", "synthetic_anatomies", "shape_dir",
+                      "shape_label", "synthetic_cache_fraction")
+
+
+def check_synthetic_settings(cfg):
+    """The synthetic-training flags: known steps, a shape folder only with the shapes step, a 2D CNN."""
+    from tfpanc.data.synthetic.slice_generator import parse_steps
+
+    steps = parse_steps(cfg.synthetic_steps)
+    if cfg.train_images != "synthetic":
+        return
+    if cfg.synthetic_anatomies < 1:
+        raise InputError("--synthetic_anatomies", f"must be at least 1, got {cfg.synthetic_anatomies}")
+    if cfg.shape_label < 0 or (cfg.shape_label and not cfg.shape_dir):
+        raise InputError("--shape_label", "must be a label value >= 0 of the maps in --shape_dir")
+    if cfg.shape_dir and "shapes" not in steps:
+        raise InputError("--shape_dir", "applies only with the shapes step in --synthetic_steps")
+    if cfg.model == "pnet_msa_birnn":
+        raise InputError("--model", "the BiRNN stage trains on cached slice runs; with --train_images=synthetic "
+                         "use pnet_msa, unet or hnn")
+    check_unit_interval("synthetic_cache_fraction", cfg.synthetic_cache_fraction, low_open=False,
+                        high_open=False)
+
 MODELS = ("pnet_msa_birnn", "pnet_msa", "unet", "hnn")
 LOSSES = ("jac", "ce", "cbce", "dice")
 
@@ -24,6 +47,7 @@ class CaiConfig(SharedConfig):
 
     MODELS = MODELS
     LOSSES = LOSSES
+    RECORDED_WHEN_SET = SharedConfig.RECORDED_WHEN_SET + SYNTHETIC_SETTINGS
 
     method: str = setting("cai", "Paper whose recipe to run.")
     num_units: int = setting(5, "PNet-MSA units K (grown from 1).")
@@ -37,6 +61,23 @@ class CaiConfig(SharedConfig):
     rnn_batch_size: int = setting(2, "Sequences per batch.")
     rnn_learning_rate: float = setting(1e-4, "Peak Adam learning rate of the BiRNN stage (same schedule).")
     positive_fraction: float = setting(0.5, "Probability that a sampled slice holds pancreas (oversampling).")
+    train_images: str = setting("cache", "What the CNN trains on: cache (the --data_dir cases) or synthetic "
+                                         "(rendered on the fly from an anatomy bank, tfpanc.data.synthetic; "
+                                         "validation and the BiRNN stage still use cached cases).",
+                                choices=("cache", "synthetic"))
+    synthetic_steps: str = setting("intensity,resolution,deformation",
+                                   "Randomisation steps of --train_images=synthetic, comma list of "
+                                   "intensity, resolution, deformation, shapes (shapes: procedural gland "
+                                   "variety, and the glands of --shape_dir when given), or none (the "
+                                   "phantom's own look).")
+    synthetic_bank: str = setting("cache/synthetic_bank", "Anatomy bank folder; built there on first use.")
+    synthetic_anatomies: int = setting(40, "Phantom anatomies in the bank.")
+    shape_dir: str = setting("", "Folder of NIfTI pancreas label maps replacing the bank's phantom pancreas "
+                                 "(with the shapes step); nothing of it is copied into the run.")
+    shape_label: int = setting(0, "Value of the pancreas in --shape_dir's maps (multi-organ labels); 0: any "
+                                  "nonzero voxel (pancreas-only maps).")
+    synthetic_cache_fraction: float = setting(0.0, "Share of --train_images=synthetic samples drawn from "
+                                                   "the cached training cases instead.")
 
     def validate(self):
         super().validate()
@@ -52,6 +93,7 @@ class CaiConfig(SharedConfig):
         if not self.rnn_learning_rate > 0:
             raise InputError("--rnn_learning_rate", f"must be positive, got {self.rnn_learning_rate}")
         check_unit_interval("positive_fraction", self.positive_fraction, low_open=False, high_open=False)
+        check_synthetic_settings(self)
 
 
 @dataclasses.dataclass(frozen=True)

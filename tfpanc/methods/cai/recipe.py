@@ -21,7 +21,9 @@ The recipe, as a reader of the paper would look for it:
 
 Slices are sampled from the fold's training cases with ``--positive_fraction``
 of them holding pancreas (oversampling), centre-padded/cropped to
-``--slice_size``. Each phase resumes after an interruption (BackupAndRestore)
+``--slice_size``; with ``--train_images=synthetic`` the CNN's slices are
+rendered on the fly instead (:mod:`tfpanc.data.synthetic`; issue #17).
+Each phase resumes after an interruption (BackupAndRestore)
 and a finished phase is skipped on a re-run (see
 :mod:`tfpanc.training.run_dir`).
 """
@@ -70,6 +72,10 @@ def _validation_arrays(cache, val_ids, size, normalizer, seed, count=32, length=
 def _train_cnn(cfg, run, log, cache, train_ids, val_ids, size, normalizer):
     sampler = SliceSampler(cache, train_ids, "axial", size=(size, size),
                            positive_fraction=cfg.positive_fraction, seed=cfg.seed, normalizer=normalizer)
+    if cfg.train_images == "synthetic":
+        from tfpanc.data.synthetic.training import synthetic_sampler
+
+        sampler = synthetic_sampler(cfg, cache, train_ids, size, sampler, log)
     data = make_input(sampler, cfg.batch_size, cfg.steps_per_epoch)
     val = _validation_arrays(cache, val_ids, size, normalizer, cfg.seed + 1)
     loss = deep_supervision_loss(cfg.loss)
