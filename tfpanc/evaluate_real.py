@@ -38,6 +38,7 @@ from absl import flags
 from tfpanc import cli
 from tfpanc.data.io import load_volume
 from tfpanc.errors import InputError
+from tfpanc.metrics.overlap import dice
 from tfpanc.result_files import sweep_temporaries, write_csv_rows, write_json, written_together
 
 
@@ -103,19 +104,15 @@ def volume_cases(folder):
 
 
 def find_cases(folder, spacing, thickness):
+    """``(cases, kind)``: the cases are read one at a time as they are scored, never all at once."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError("--real_dir", f"{folder} is not a folder")
     if any(folder.glob("img_*.npy")):
-        return list(slice_cases(folder, spacing, thickness)), "slices"
+        return slice_cases(folder, spacing, thickness), "slices"
     if _volume_pairs(folder):
-        return list(volume_cases(folder)), "volumes"
+        return volume_cases(folder), "volumes"
     raise InputError("--real_dir", f"{folder} holds neither img_*.npy slices nor NIfTI image/pancreas pairs")
-
-
-def dice(pred, label):
-    total = int(pred.sum()) + int(label.sum())
-    return 2.0 * int(np.logical_and(pred, label).sum()) / total if total else 1.0
 
 
 def score(predict, cases, kind, log=print):

@@ -30,10 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
+from tfpanc.data.phantom.appearance import tissue_values
 from tfpanc.data.phantom.case import FOV_HI, FOV_LO, draw_scene, plan_anatomy
 from tfpanc.data.phantom.fields import Grid
 from tfpanc.data.phantom.scene import Scene
-from tfpanc.data.phantom.tissues import Tissue
+from tfpanc.data.phantom.tissues import NUM_TISSUES, Tissue
 from tfpanc.errors import InputError
 from tfpanc.result_files import read_json, sweep_temporaries, write_json, write_with, written_together
 
@@ -63,21 +64,17 @@ def slab_grid(anatomy):
 
 
 def texture_sum(scene):
-    """The scene's texture layers as one float32 volume (units of 100 HU)."""
-    texture = np.zeros(scene.tissue.shape, np.float32)
-    for box, tissues, field in scene.textures:
-        member = np.zeros(256, np.float32)
-        member[list(tissues)] = 1.0
-        texture[box.slices] += field * member[scene.tissue[box.slices]]
-    return texture
+    """The scene's texture layers as one float32 volume (units of 100 HU): the phantom's own
+    :func:`~tfpanc.data.phantom.appearance.tissue_values` with every tissue at 0 and unit gain."""
+    return tissue_values(scene, np.zeros(NUM_TISSUES, np.float32), 1.0)
 
 
 def paint_anatomy(seed, index):
-    """``(scene, anatomy)`` of phantom anatomy ``index`` on its bank slab."""
+    """The painted scene of phantom anatomy ``index`` on its bank slab."""
     anatomy = plan_anatomy(seed, index)
     scene = Scene(slab_grid(anatomy))
     draw_scene(scene, anatomy)
-    return scene, anatomy
+    return scene
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,7 +177,7 @@ def build_bank(root, num_anatomies, seed=0, shape_dir=None, shape_label=0, shape
     entries = []
     with written_together(folder=root):
         for i in range(num_anatomies):
-            scene, _ = paint_anatomy(seed, i)
+            scene = paint_anatomy(seed, i)
             source = "phantom"
             if library is not None:
                 source = library.replace_pancreas(scene, np.random.default_rng([seed, i, 7]))

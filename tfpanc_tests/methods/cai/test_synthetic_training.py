@@ -110,7 +110,8 @@ def test_score_is_exact_for_a_known_predictor():
 def test_slice_without_mask_is_one_line(tmp_path):
     (tmp_path / "real").mkdir()
     np.save(tmp_path / "real" / "img_000.npy", np.zeros((8, 8), np.int16))
+    cases, kind = evaluate_real.find_cases(tmp_path / "real", 0.8, 2.0)
     with pytest.raises(InputError, match="has no mask mask_000.npy"):
-        evaluate_real.find_cases(tmp_path / "real", 0.8, 2.0)
+        list(cases)
     with pytest.raises(InputError, match="--real_dir"):
         evaluate_real.find_cases(tmp_path, 0.8, 2.0)
