@@ -31,7 +31,7 @@ def test_runnable_configs_have_their_own_model_dir(train_flags, monkeypatch):
     monkeypatch.chdir(REPO)
     dirs = {}
     for config in CONFIGS:
-        if config.endswith("/common.cfg"):  # shared settings, nested by the others
+        if config.endswith("common.cfg"):  # shared settings (common.cfg, phantom_common.cfg), nested by others
             continue
         train_flags(["prog", f"--flagfile={config}"])
         dirs[config] = registry.train_config(train_flags)[1].model_dir

@@ -13,13 +13,17 @@ random C1 mask, so C1 runs (and is timed) but the region is centred on the
 ellipsoid, as a trained model's would be. Peak RSS is the process's
 high-water mark.
 
-Then the window loop's overhead: C2's compiled forward alone on one batch
-of windows (windows per second of the network) against the sliding
-window's windows per second (cutting, normalising, averaging included).
-Usage::
+Then the window loop's overhead, measured directly: the same sliding window
+over the region with C2 replaced by a function answering zeros (cutting,
+normalising, padding and averaging, no network), as a share of the real
+sliding window's seconds; and C2's compiled forward alone (windows per
+second of the network). ``--loop_only`` skips the whole-volume prediction
+and prints those two (an estimate of the sliding window from them: windows /
+network rate + loop). Usage::
 
     python tools/benchmark_multitask.py                          # 512x512x240, step 4x16x16, this CPU
     python tools/benchmark_multitask.py --step=8x32x32           # the paper's coarsest step
+    python tools/benchmark_multitask.py --loop_only              # the loop's cost in a minute
     KERAS_BACKEND=jax python tools/benchmark_multitask.py        # JAX (the GPU when present)
 """
 
@@ -30,6 +34,8 @@ import time
 
 import numpy as np
 from bench_util import compiled_forward, peak_rss_mib, synthetic_ct
+
+from tfpanc.inference.sliding_window import PatchGrid
 
 
 def build_predictor(args):
@@ -58,6 +64,7 @@ def main():
     parser.add_argument("--filters", type=int, default=16)
     parser.add_argument("--growth", type=int, default=8)
     parser.add_argument("--window_batch", type=int, default=16)
+    parser.add_argument("--loop_only", action="store_true", help="time the window loop and the network only")
     args = parser.parse_args()
     import keras
 
@@ -81,15 +88,18 @@ def main():
     # Compile both networks outside the timing.
     predictor._c1_forward(np.zeros((4,) + cfg.c1_patch + (1,), np.float32))
     predictor._c2_forward(np.zeros((args.window_batch,) + cfg.patch + (1,), np.float32))
-    start = time.perf_counter()
-    out = predictor(image, spacing=spacing)
-    total = time.perf_counter() - start
-    parts = dict(out["seconds_by_part"], c1=c1_seconds["c1"])
-    print(f"multitask predict on {'x'.join(map(str, shape))} at 0.8 x 0.8 x 1.5 mm ({keras.backend.backend()}, "
-          f"C2 {cfg.filters} channels + growth {cfg.growth}, patch {paper_label(cfg.patch)}, step "
-          f"{paper_label(cfg.step)}, {out['windows']} windows of {args.window_batch} a call):")
-    print("  " + ", ".join(f"{k} {v:.1f} s" for k, v in parts.items()) + f"; total {total:.1f} s per volume; "
-          f"peak RSS {peak_rss_mib():.0f} MiB")
+    parts = None
+    if not args.loop_only:
+        start = time.perf_counter()
+        out = predictor(image, spacing=spacing)
+        total = time.perf_counter() - start
+        parts = dict(out["seconds_by_part"], c1=c1_seconds["c1"])
+        print(f"multitask predict on {'x'.join(map(str, shape))} at 0.8 x 0.8 x 1.5 mm "
+              f"({keras.backend.backend()}, C2 {cfg.filters} channels + growth {cfg.growth}, patch "
+              f"{paper_label(cfg.patch)}, step {paper_label(cfg.step)}, {out['windows']} windows of "
+              f"{args.window_batch} a call):")
+        print("  " + ", ".join(f"{k} {v:.1f} s" for k, v in parts.items()) + f"; total {total:.1f} s per volume; "
+              f"peak RSS {peak_rss_mib():.0f} MiB")
     forward = compiled_forward(c2)
     batch = np.random.default_rng(0).standard_normal((args.window_batch,) + cfg.patch + (1,)).astype(np.float32)
     forward(batch)
@@ -98,9 +108,21 @@ def main():
     for _ in range(reps):
         forward(batch)
     network = reps * args.window_batch / (time.perf_counter() - t)
-    loop = out["windows"] / parts["sliding_window"]
-    print(f"  C2 network alone {network:.1f} windows/s, sliding window {loop:.1f} windows/s: the loop around "
-          f"the network costs {100 * max(0.0, 1 - loop / network):.0f}% of the sliding-window time")
+    region = np.random.default_rng(1).normal(40.0, 100.0, cfg.region).astype(np.float32)
+    channels = 2 if cfg.skeleton else 1
+    predictor._c2_forward = lambda b: np.zeros(b.shape[:4] + (channels,), np.float32)
+    t = time.perf_counter()
+    predictor.c2_outputs(region, predictor.normalizer.stats(region))
+    loop = time.perf_counter() - t
+    windows = len(PatchGrid(cfg.region, cfg.patch, cfg.step))
+    print(f"  C2 network alone {network:.2f} windows/s; the loop without the network {loop:.2f} s for "
+          f"{windows} windows ({1000 * loop / windows:.2f} ms a window)")
+    if parts is None:
+        estimate = windows / network + loop
+        print(f"  sliding window estimated at {estimate:.0f} s, of which the loop {100 * loop / estimate:.1f}%")
+    else:
+        print(f"  the loop is {100 * loop / parts['sliding_window']:.1f}% of the sliding window's "
+              f"{parts['sliding_window']:.1f} s")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,18 @@
 r"""Latency of one CT through TF Serving's APIs against local predict, with the in-test server.
 
-Exports a randomly initialised cai run (``write_random_run``: the weights do
-not change the cost), serves it with ``tfpanc_tests/export/serving_stub.py``
-on loopback, and prints for a synthetic abdomen CT of each ``--shape``
+Exports a trained run of any method (``--model_dir``), or by default a
+randomly initialised cai run (``write_random_run``: the weights do not change
+the cost), serves it with ``tfpanc_tests/export/serving_stub.py``
+on loopback, and prints for a synthetic abdomen CT of each ``--shape`` (or
+the CT file ``--input``)
 (median of ``--repeats`` after one warm-up call):
 
 * the SavedModel's size, export time and ``tf.saved_model.load`` time,
-* ``local``: the run's predictor in this process (what ``predict --model_dir`` runs),
+* ``local``: the method's predictor in this process (what the served graph
+  equals; ``predict --model_dir`` runs it),
+* ``local pipeline``: that predictor inside ``predict``'s own steps (body crop
+  and resampling to the training spacing, where the method does not do them
+  itself): what ``predict --model_dir`` costs,
 * ``signature``: the loaded SavedModel's ``serving_default`` called in
   process (the served graph without transport),
 * ``grpc`` (probability and mask) and ``grpc mask`` (``output_filter``: the
@@ -21,11 +27,13 @@ adds from above. Usage::
 
     python tools/benchmark_serving.py                                   # 128x128x48, pnet_msa_birnn K=2 F=8
     python tools/benchmark_serving.py --shape 128,128,48 --shape 512,512,240 --repeats 1
+    python tools/benchmark_serving.py --model_dir=runs/two_stage_quick --input=ct.nii.gz
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import sys
@@ -57,6 +65,8 @@ def folder_mib(path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shape", action="append", help="x,y,z of the CT (repeatable; default 128,128,48)")
+    parser.add_argument("--input", help="a CT file (NIfTI, DICOM folder) instead of the synthetic --shape ones")
+    parser.add_argument("--model_dir", help="a trained run of any method (default: a random cai run)")
     parser.add_argument("--model", default="pnet_msa_birnn", help="cai --model of the random run")
     parser.add_argument("--num_units", type=int, default=2)
     parser.add_argument("--filters", type=int, default=8)
@@ -67,35 +77,52 @@ def main():
 
     import tensorflow as tf
 
+    from tfpanc.export import export_run
     from tfpanc.export.client import connect
-    from tfpanc.methods.cai.predictor import load_predictor
+    from tfpanc.methods import registry
     from tfpanc.methods.cai.random_run import write_random_run
-    from tfpanc.methods.cai.serving import export_run
+    from tfpanc.predict import local_pipeline
     from tfpanc_tests.export.serving_stub import ServingStub
 
     root = Path(tempfile.mkdtemp(prefix="benchmark_serving_"))
     try:
-        run = write_random_run(root / "run", args.model, num_units=args.num_units, filters=args.filters)
+        if args.model_dir:
+            run, what = Path(args.model_dir), args.model_dir
+        else:
+            run = write_random_run(root / "run", args.model, num_units=args.num_units, filters=args.filters)
+            what = f"random cai {args.model} K={args.num_units} F={args.filters}"
+        method, info = registry.method_of_run(run)
+        name = f"tfpanc_{method.name}"
         start = time.perf_counter()
-        export = export_run(run, root / "base" / "tfpanc_cai" / "1", log=lambda _: None)
+        export = export_run(run, root / "base" / name / "1", log=lambda _: None)
         export_s = time.perf_counter() - start
         start = time.perf_counter()
         signature = tf.saved_model.load(str(export)).signatures["serving_default"]
         load_s = time.perf_counter() - start
-        print(f"{args.model} K={args.num_units} F={args.filters}: SavedModel {folder_mib(export):.1f} MiB, "
-              f"export {export_s:.1f} s, load {load_s:.1f} s")
-        local = load_predictor(run, {}, None)
+        print(f"{what}: SavedModel {folder_mib(export):.1f} MiB, export {export_s:.1f} s, load {load_s:.1f} s")
+        options = method.predict_options() if method.predict_options else None
+        if options is not None and hasattr(options, "crf"):
+            options = dataclasses.replace(options, crf=False)  # the served graph is predict --nocrf
+        local = method.call("predictor", run, info, options)
+        pipeline = local_pipeline(local, method, info, log=lambda _: None)
         with ServingStub(root / "base") as stub:
-            clients = {"grpc": connect(stub.grpc_address, "tfpanc_cai", protocol="grpc", timeout=3600)}
+            clients = {"grpc": connect(stub.grpc_address, name, protocol="grpc", timeout=3600)}
             if not args.skip_rest:
                 for fmt in ("instances", "inputs"):
-                    clients[f"rest {fmt}"] = connect(stub.rest_address, "tfpanc_cai", protocol="rest",
+                    clients[f"rest {fmt}"] = connect(stub.rest_address, name, protocol="rest",
                                                      rest_format=fmt, timeout=3600)
-            for shape in shapes:
-                ct = synthetic_ct(shape)[0].astype(np.float32)
-                spacing = (0.8, 0.8, 2.5)
+            if args.input:
+                from tfpanc.data.io import load_volume
+
+                volume = load_volume(args.input)
+                inputs = [(volume.array.astype(np.float32), tuple(float(v) for v in volume.spacing))]
+            else:
+                inputs = [(synthetic_ct(shape)[0].astype(np.float32), (0.8, 0.8, 2.5)) for shape in shapes]
+            for ct, spacing in inputs:
+                shape = ct.shape
                 feed = {"ct": tf.constant(ct[None]), "spacing": tf.constant(np.float32([spacing]))}
-                cases = {"local": lambda: local(ct, probability=True),
+                cases = {"local": lambda: local(ct, probability=True, spacing=spacing),
+                         "local pipeline": lambda: pipeline(ct, probability=True, spacing=spacing),
                          "signature": lambda: signature(**feed)["probability"].numpy()}
                 for name, client in clients.items():
                     cases[name] = lambda c=client: c.predict(ct, spacing)
