@@ -57,6 +57,17 @@ def _cai_run(w):
     (w / "run" / "run.json").write_text(json.dumps({"method": "cai", "modality": "ct", "model": "pnet_msa"}))
 
 
+def _random_cai_run(w, keep_bytes):
+    """A one-unit cai run whose weights file is cut to ``keep_bytes`` (None: removed)."""
+    from tfpanc.methods.cai.random_run import write_random_run
+
+    weights = write_random_run(w / "run", "pnet_msa", num_units=1, filters=2) / "pnet_final.weights.h5"
+    if keep_bytes is None:
+        weights.unlink()
+    else:
+        weights.write_bytes(weights.read_bytes()[:keep_bytes])
+
+
 def _ct_as_label(w):
     (w / "labels").mkdir()
     (w / "preds").mkdir()
@@ -112,6 +123,12 @@ CASES = [
     ("predict_truncated_run_json", PREDICT,
      ["--model_dir={w}/run", "--input={w}/cts/a.nii.gz", "--output={w}/m.nii.gz"], _truncated_run,
      "{w}/run/run.json"),
+    ("predict_truncated_weights", PREDICT,
+     ["--model_dir={w}/run", "--input={w}/cts/a.nii.gz", "--output={w}/m.nii.gz"],
+     lambda w: _random_cai_run(w, 2000), "{w}/run/pnet_final.weights.h5"),
+    ("predict_missing_weights", PREDICT,
+     ["--model_dir={w}/run", "--input={w}/cts/a.nii.gz", "--output={w}/m.nii.gz"],
+     lambda w: _random_cai_run(w, None), "{w}/run/pnet_final.weights.h5"),
     ("predict_nan_input", PREDICT, ["--model_dir={w}/run", "--input={w}/nan.nii.gz", "--output={w}/m.nii.gz"],
      lambda w: (_nan_ct(w), _cai_run(w)), "{w}/nan.nii.gz"),
     ("predict_other_methods_flag", PREDICT,

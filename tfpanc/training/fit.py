@@ -19,6 +19,7 @@ from keras import ops
 from tfpanc.metrics import dice
 from tfpanc.training import distribution
 from tfpanc.training.callbacks import HistoryCallback
+from tfpanc.training.run_dir import load_weights
 from tfpanc.training.step_backup import StepBackup, read_resume_point, remove_backup
 
 
@@ -161,7 +162,7 @@ def fit_phase(cfg, run, log, phase, model, loss, learning_rate, data, epochs, ex
     """
     backup_dir = run.backup_dir(phase)
     if run.is_done(phase):
-        model.load_weights(run.weights_path(phase))
+        load_weights(model, run.weights_path(phase))
         remove_backup(backup_dir)  # left when a kill came between the two
         log(f"{phase}: finished in an earlier run; weights loaded from {run.weights_path(phase).name}")
         return None

@@ -108,3 +108,21 @@ class RunDir:
         if not isinstance(info, dict):
             raise InputError(path, "is not a tfpanc run record")
         return info
+
+
+def load_weights(model, path):
+    """``model.load_weights(path)``, with a one-line error naming the file if it is missing or unreadable.
+
+    A run folder copied in part, or a weights file cut short by a full disk,
+    would otherwise end in an h5py traceback that does not name the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "weights file missing: the run is incomplete (train it again, or copy the "
+                               "whole run folder)")
+    try:
+        model.load_weights(path)
+    except (OSError, ValueError, KeyError) as exc:
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise InputError(path, f"cannot load these weights (truncated, or not this run's network): "
+                               f"{reason}") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tfpanc.models import HNN, BiRNNHead, PNetMSA, UNet2D
+from tfpanc.training.run_dir import load_weights
 
 PNET_MODELS = ("pnet_msa", "pnet_msa_birnn")
 UNET_DEPTH = 4
@@ -34,13 +35,13 @@ def load_models(run_dir, info):
     """(cnn, birnn_head or None, cnn_only or None) rebuilt from a run directory."""
     run_dir = Path(run_dir)
     cnn = build_cnn(info["model"], info["num_units"], info["filters"])
-    cnn.load_weights(run_dir / info["cnn_weights"])
+    load_weights(cnn, run_dir / info["cnn_weights"])
     if not info.get("birnn"):
         return cnn, None, None
     head = BiRNNHead(8, 8)  # any size: rebuilt for each volume's in-plane size
-    head.load_weights(run_dir / info["birnn"]["weights"])
+    load_weights(head, run_dir / info["birnn"]["weights"])
     cnn_only = build_cnn(info["model"], info["num_units"], info["filters"])
-    cnn_only.load_weights(run_dir / info["birnn"]["cnn_only_weights"])
+    load_weights(cnn_only, run_dir / info["birnn"]["cnn_only_weights"])
     return cnn, head, cnn_only
 
 

@@ -36,7 +36,7 @@ from tfpanc.inference.sliding_window import grid_starts, sliding_window_inferenc
 from tfpanc.methods.multitask.crf import CRFSettings, dense_crf
 from tfpanc.methods.multitask.preprocess import MeanMaxNormalizer, to_model_grid
 from tfpanc.methods.multitask.recipe import build_c1, build_c2
-from tfpanc.training.run_dir import RunDir
+from tfpanc.training.run_dir import RunDir, load_weights
 
 PARTS = ("c1", "c2", "crf")
 
@@ -72,8 +72,8 @@ class MultitaskPredictor:
         run = RunDir(run_dir)
         info = run.run_info()
         c1, c2 = build_c1(info["c1_model"]), build_c2(info["c2_model"])
-        c1.load_weights(run.path / info["c1_weights"])
-        c2.load_weights(run.path / info["c2_weights"])
+        load_weights(c1, run.path / info["c1_weights"])
+        load_weights(c2, run.path / info["c2_weights"])
         return cls(c1, c2, info, step=step, crf=crf, window_batch=window_batch)
 
     def __init__(self, c1, c2, info, step=None, crf=None, window_batch=16):

@@ -37,7 +37,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tfpanc.export import savedmodel
-from tfpanc.training.run_dir import RunDir
+from tfpanc.training.run_dir import RunDir, load_weights
 
 DEFAULT_WINDOW_BATCH = 16  # the predictor's
 C1_WINDOW_BATCH = 4  # the predictor's C1 batch
@@ -151,8 +151,8 @@ def load_networks(model_dir, info):
 
     run = RunDir(model_dir)
     c1, c2 = build_c1(info["c1_model"]), build_c2(info["c2_model"])
-    c1.load_weights(run.path / info["c1_weights"])
-    c2.load_weights(run.path / info["c2_weights"])
+    load_weights(c1, run.path / info["c1_weights"])
+    load_weights(c2, run.path / info["c2_weights"])
     return c1, c2
 
 

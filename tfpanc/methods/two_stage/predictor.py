@@ -40,7 +40,7 @@ from tfpanc.data.preprocess import decimate_image, round_up, upsample
 from tfpanc.inference.sliding_window import sliding_window_inference
 from tfpanc.inference.voting import majority_vote
 from tfpanc.methods.two_stage.recipe import build_model
-from tfpanc.training.run_dir import RunDir
+from tfpanc.training.run_dir import RunDir, load_weights
 
 
 def centred_padding(shape, frame):
@@ -117,8 +117,8 @@ class TwoStagePredictor:
         run = RunDir(run_dir)
         info = run.run_info()
         coarse, fine = build_model(info), build_model(info)
-        coarse.load_weights(run.path / info["coarse_weights"])
-        fine.load_weights(run.path / info["fine_weights"])
+        load_weights(coarse, run.path / info["coarse_weights"])
+        load_weights(fine, run.path / info["fine_weights"])
         return cls(coarse, fine, info, batch_size)
 
     def __init__(self, coarse, fine, info, batch_size=1):

@@ -25,7 +25,7 @@ from tfpanc.methods.zhou.config import fcn_multiple
 from tfpanc.methods.zhou.crops import FineViewPredictor, predict_fn_from_models
 from tfpanc.methods.zhou.fixed_point import (FixedPointSettings, fixed_point, fixed_point_rounds,
                                              oracle_segmentation)
-from tfpanc.training.run_dir import RunDir
+from tfpanc.training.run_dir import RunDir, load_weights
 
 
 def load_model(run_dir):
@@ -33,7 +33,7 @@ def load_model(run_dir):
     run = RunDir(run_dir)
     info = run.run_info()
     model = recipe.build_model(info)
-    model.load_weights(run.path / info["weights"])
+    load_weights(model, run.path / info["weights"])
     return model, info
 
 
