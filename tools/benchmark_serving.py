@@ -28,6 +28,8 @@ adds from above. Usage::
     python tools/benchmark_serving.py                                   # 128x128x48, pnet_msa_birnn K=2 F=8
     python tools/benchmark_serving.py --shape 128,128,48 --shape 512,512,240 --repeats 1
     python tools/benchmark_serving.py --model_dir=runs/two_stage_quick --input=ct.nii.gz
+    python tools/benchmark_serving.py --model_dir=runs/zhou_quick --input=ct512.nii.gz --warmups=0 --repeats=1 \
+        --cases="local pipeline,signature,grpc mask"
 """
 
 from __future__ import annotations
@@ -48,14 +50,18 @@ import numpy as np  # noqa: E402
 from bench_util import synthetic_ct  # noqa: E402
 
 
-def timed(fn, repeats):
-    fn()  # warm-up: tracing, first loads, connection set-up
+def timed(fn, repeats, warmups=1):
+    for _ in range(warmups):
+        fn()  # tracing, first loads, connection set-up
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
     return float(np.median(times))
+
+
+CASES = ("local", "local pipeline", "signature", "grpc", "grpc mask", "rest instances", "rest inputs")
 
 
 def folder_mib(path):
@@ -72,8 +78,17 @@ def main():
     parser.add_argument("--filters", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip_rest", action="store_true", help="no REST (JSON of a 512^2 scan is ~1 GB)")
+    parser.add_argument("--cases", help="comma-separated subset of " + ",".join(CASES) + " (default: all)")
+    parser.add_argument("--warmups", type=int, default=1,
+                        help="untimed calls before the timed ones (0: the one timed call includes tracing)")
     args = parser.parse_args()
     shapes = [tuple(int(v) for v in s.split(",")) for s in (args.shape or ["128,128,48"])]
+    wanted = args.cases.split(",") if args.cases else list(CASES)
+    unknown = sorted(set(wanted) - set(CASES))
+    if unknown or args.repeats < 1 or args.warmups < 0:
+        parser.error(f"--cases: unknown {unknown}" if unknown else "--repeats >= 1 and --warmups >= 0")
+    if args.skip_rest:
+        wanted = [name for name in wanted if not name.startswith("rest")]
 
     import tensorflow as tf
 
@@ -107,8 +122,8 @@ def main():
         pipeline = local_pipeline(local, method, info, log=lambda _: None)
         with ServingStub(root / "base") as stub:
             clients = {"grpc": connect(stub.grpc_address, name, protocol="grpc", timeout=3600)}
-            if not args.skip_rest:
-                for fmt in ("instances", "inputs"):
+            for fmt in ("instances", "inputs"):
+                if f"rest {fmt}" in wanted:
                     clients[f"rest {fmt}"] = connect(stub.rest_address, name, protocol="rest",
                                                      rest_format=fmt, timeout=3600)
             if args.input:
@@ -127,12 +142,16 @@ def main():
                 for name, client in clients.items():
                     cases[name] = lambda c=client: c.predict(ct, spacing)
                 cases["grpc mask"] = lambda: clients["grpc"].predict(ct, spacing, ["mask", "volume_ml"])
-                figures = {name: timed(fn, args.repeats) for name, fn in cases.items()}
+                figures = {}
+                for case in wanted:  # each figure as it comes: a 512x512x240 case takes minutes
+                    figures[case] = timed(cases[case], args.repeats, args.warmups)
+                    print(f"  {case}: {figures[case]:.2f} s", flush=True)
                 print(f"{'x'.join(map(str, shape))} ({ct.nbytes / 2 ** 20:.0f} MiB float32): " +
                       ", ".join(f"{name} {s:.2f} s" for name, s in figures.items()))
-                base = figures["local"]
-                print("  vs local: " + ", ".join(f"{name} {s / base:.2f}x" for name, s in figures.items()
-                                                if name != "local"))
+                base = figures.get("local")
+                if base:
+                    print("  vs local: " + ", ".join(f"{name} {s / base:.2f}x" for name, s in figures.items()
+                                                    if name != "local"))
             for client in clients.values():
                 client.close()
     finally:
