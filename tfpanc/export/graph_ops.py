@@ -121,6 +121,20 @@ def resize_linear(volume, shape):
     return out
 
 
+def resampled_shape(shape, spacing, target_spacing):
+    """:func:`tfpanc.data.preprocess.resampled_shape` in tensors: ``round(shape * spacing / target)``, >= 1.
+
+    float64 and half-to-even, in numpy's order of operations, so both pick the same grid.
+
+    Example:
+    >>> resampled_shape(tf.constant([512, 512, 240]), tf.constant([0.7, 0.7, 1.5]), [1.0, 1.0, 1.0]).numpy().tolist()
+    [358, 358, 360]
+    """
+    shape = tf.cast(shape, tf.float64)
+    target = tf.constant([float(s) for s in target_spacing], tf.float64)
+    return tf.cast(tf.maximum(tf.round(shape * tf.cast(spacing, tf.float64) / target), 1.0), tf.int32)
+
+
 def upsample_linear(array, factor, shape):
     """:func:`tfpanc.data.preprocess.upsample` with ``order=1``: the 1/R grid back to ``shape``.
 

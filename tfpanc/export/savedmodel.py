@@ -6,8 +6,9 @@ Serving contract (signature ``serving_default``, the same for every method):
   indexed like :func:`tfpanc.data.io.load_volume`'s array (nibabel's
   closest-canonical RAS+ order; an axial slice is ``volume[:, :, k]``), and
   ``spacing`` float32 ``[n, 3]``, each volume's voxel size in mm (x, y, z).
-  Methods that resample (multitask) use it in the graph; every method uses
-  it for the volume.
+  Every graph predicts at the run's training spacing (multitask in its own
+  graph, the others through :mod:`tfpanc.export.graph_spacing`) and uses
+  the spacing for the volume.
 * outputs: ``probability`` float32 ``[n, x, y, z]`` and ``mask`` uint8
   ``[n, x, y, z]`` on the input's grid, and ``volume_ml`` float32 ``[n]``,
   the mask's volume in mL.
@@ -197,11 +198,16 @@ def check_spacing(spacing):
                                ["spacing must be [n, 3] positive mm, got", spacing])
 
 
-def write_archive(serving_fn, export_dir, metadata, log=print, summary="", in_plane=None):
+def write_archive(serving_fn, export_dir, metadata, log=print, summary="", in_plane=None, training_spacing=None,
+                  extra_outputs=None):
     """Writes ``serving_fn`` as the SavedModel's ``serving_default`` endpoint to ``export_dir`` atomically.
 
     Args:
         serving_fn: the method's ``(ct, spacing) -> outputs`` function (TensorFlow ops).
+        training_spacing: the run's ``training_spacing``: each volume is served at it and answered
+            on its own grid (:mod:`tfpanc.export.graph_spacing`); None (a method that resamples in
+            its own graph, or a run from before the record) serves the voxels as given.
+        extra_outputs: ``{name: dtype}`` of the method's ``[n]`` outputs beyond the contract's.
         export_dir: the version folder to create (checked by :func:`check_target`).
         metadata: JSON-able description, stored as ``assets.extra/tfpanc_export.json``
             (TF Serving ignores ``assets.extra``); the contract is added.
@@ -214,6 +220,11 @@ def write_archive(serving_fn, export_dir, metadata, log=print, summary="", in_pl
     """
     import keras
 
+    if training_spacing is not None:
+        from tfpanc.export.graph_spacing import at_training_spacing
+
+        serving_fn = at_training_spacing(serving_fn, training_spacing, extra_outputs)
+        metadata = dict(metadata, training_spacing=[float(v) for v in training_spacing])
     archive = keras.export.ExportArchive()
     # No archive.track(): the endpoint captures every variable it uses, and Keras 3.15 saves a
     # tracked model's variables a second time (0.74 vs 0.46 MB for a K=2, F=16 cai BiRNN run,
@@ -238,8 +249,10 @@ def write_archive(serving_fn, export_dir, metadata, log=print, summary="", in_pl
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
+    at = "" if training_spacing is None else \
+        f"; served at the training spacing {' x '.join(f'{float(v):g}' for v in training_spacing)} mm"
     log(f"exported {summary} -> {export_dir} (signature {SIGNATURE!r}: {CT} float32 [n, x, y, z], "
-        f"{SPACING} [n, 3] mm -> probability, mask, volume_ml)")
+        f"{SPACING} [n, 3] mm -> probability, mask, volume_ml{at})")
     return export_dir
 
 

@@ -166,4 +166,5 @@ def export_run(model_dir, export_dir, slice_size=None, threshold=None, log=print
         serving_fn(cnn, head, info, threshold), export_dir, _metadata(model_dir, info, threshold, size), log=log,
         in_plane=size,
         summary=f"{info['model']} ({'with' if head is not None else 'no'} BiRNN) of {model_dir}, "
-                f"mask at probability > {threshold:g}")
+                f"mask at probability > {threshold:g}",
+        training_spacing=info.get("training_spacing"))

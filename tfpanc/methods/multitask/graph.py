@@ -28,13 +28,6 @@ from tfpanc.export import graph_components as components
 from tfpanc.export import graph_ops as ops
 
 
-def resampled_shape(shape, spacing, target_spacing):
-    """``round(shape * spacing / target)``, at least 1 (float64 and half-to-even, as numpy's)."""
-    shape = tf.cast(shape, tf.float64)
-    ratio = tf.cast(spacing, tf.float64) / tf.constant([float(s) for s in target_spacing], tf.float64)
-    return tf.cast(tf.maximum(tf.round(shape * ratio), 1.0), tf.int32)
-
-
 def model_grid(image, spacing, target_spacing, body_threshold):
     """The volume resampled to ``target_spacing`` and cropped to the body.
 
@@ -49,7 +42,7 @@ def model_grid(image, spacing, target_spacing, body_threshold):
         box on the resampled grid (the whole grid if no voxel is body, as
         :func:`tfpanc.data.preprocess.body_box`), int32 ``[3]``.
     """
-    shape = resampled_shape(tf.shape(image), spacing, target_spacing)
+    shape = ops.resampled_shape(tf.shape(image), spacing, target_spacing)
     # An axis already at its size is interpolated with weights 1 and 0: the identity, as numpy's skip.
     resampled = ops.resize_linear(image, shape)
     # numpy compares the float32 volume with the threshold in float32 too (a Python scalar is weak).

@@ -201,4 +201,5 @@ def export_run(model_dir, export_dir, window_batch=None, log=print):
         serving_fn(predictor.coarse, predictor.fine, info, window_batch), export_dir,
         _metadata(model_dir, info, window_batch), log=log,
         summary=f"two_stage (R = {info['decimation']}, frame {info['coarse_frame']}, patch {info['fine_patch']}) "
-                f"of {model_dir}, mask = 2-of-3 vote")
+                f"of {model_dir}, mask = 2-of-3 vote",
+        training_spacing=info.get("training_spacing"))

@@ -392,4 +392,5 @@ def export_run(model_dir, export_dir, max_rounds=None, stop_threshold=None, log=
                 "settings": {k: getattr(settings, k) for k in settings.__dataclass_fields__}}
     return savedmodel.write_archive(
         serving_fn(coarse, fine, sizes, info, rounds, threshold, settings), export_dir, metadata, log=log,
-        summary=f"zhou pipeline {model_dir} (T={rounds}, R={threshold:g}, rounds as an extra output)")
+        summary=f"zhou pipeline {model_dir} (T={rounds}, R={threshold:g}, rounds as an extra output)",
+        training_spacing=info.get("training_spacing"), extra_outputs={"rounds": "int32"})
