@@ -12,7 +12,8 @@ the CT file ``--input``)
   equals; ``predict --model_dir`` runs it),
 * ``local pipeline``: that predictor inside ``predict``'s own steps (body crop
   and resampling to the training spacing, where the method does not do them
-  itself): what ``predict --model_dir`` costs,
+  itself): what ``predict --model_dir`` costs; every other case's mask is
+  compared with its mask (DSC; the served graphs resample but do not crop),
 * ``signature``: the loaded SavedModel's ``serving_default`` called in
   process (the served graph without transport),
 * ``grpc`` (probability and mask) and ``grpc mask`` (``output_filter``: the
@@ -51,14 +52,26 @@ from bench_util import synthetic_ct  # noqa: E402
 
 
 def timed(fn, repeats, warmups=1):
+    """(median seconds of ``repeats`` calls after ``warmups`` untimed ones, the last call's answer)."""
     for _ in range(warmups):
         fn()  # tracing, first loads, connection set-up
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        fn()
+        answer = fn()
         times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return float(np.median(times)), answer
+
+
+def answer_mask(answer):
+    """The ``[x, y, z]`` bool mask of a predictor's, a signature's or a client's answer."""
+    mask = np.asarray(answer["mask"])
+    return (mask[0] if mask.ndim == 4 else mask) > 0
+
+
+def dice(a, b):
+    total = int(a.sum()) + int(b.sum())
+    return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
 
 
 CASES = ("local", "local pipeline", "signature", "grpc", "grpc mask", "rest instances", "rest inputs")
@@ -138,14 +151,19 @@ def main():
                 feed = {"ct": tf.constant(ct[None]), "spacing": tf.constant(np.float32([spacing]))}
                 cases = {"local": lambda: local(ct, probability=True, spacing=spacing),
                          "local pipeline": lambda: pipeline(ct, probability=True, spacing=spacing),
-                         "signature": lambda: signature(**feed)["probability"].numpy()}
+                         "signature": lambda: {k: v.numpy() for k, v in signature(**feed).items()}}
                 for name, client in clients.items():
                     cases[name] = lambda c=client: c.predict(ct, spacing)
                 cases["grpc mask"] = lambda: clients["grpc"].predict(ct, spacing, ["mask", "volume_ml"])
-                figures = {}
+                figures, masks = {}, {}
                 for case in wanted:  # each figure as it comes: a 512x512x240 case takes minutes
-                    figures[case] = timed(cases[case], args.repeats, args.warmups)
-                    print(f"  {case}: {figures[case]:.2f} s", flush=True)
+                    figures[case], answer = timed(cases[case], args.repeats, args.warmups)
+                    masks[case] = answer_mask(answer)
+                    print(f"  {case}: {figures[case]:.2f} s, mask {int(masks[case].sum())} voxels", flush=True)
+                reference = next((c for c in ("local pipeline", "local") if c in masks), None)
+                if reference:  # the served graph predicts at the training spacing but without the body crop
+                    print(f"  mask DSC against {reference}: " + ", ".join(
+                        f"{c} {dice(m, masks[reference]):.4f}" for c, m in masks.items() if c != reference))
                 print(f"{'x'.join(map(str, shape))} ({ct.nbytes / 2 ** 20:.0f} MiB float32): " +
                       ", ".join(f"{name} {s:.2f} s" for name, s in figures.items()))
                 base = figures.get("local")
