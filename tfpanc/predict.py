@@ -195,11 +195,18 @@ def predict_file(predict, job, volume, log=print, progress=True, modality="ct"):
 
 
 def local_pipeline(predict, method, info, body_crop=True, resample=True, log=print):
-    """The method's predictor with predict's own steps around it: body crop, then training spacing.
+    """The method's predictor with predict's own steps around it: training spacing, then body crop.
 
-    Methods that crop or resample in their own preprocessing (multitask) are
-    left alone for that step.
+    The volume is resampled whole and the body cropped on the training grid,
+    as multitask does in its own preprocessing: cropping first would resample
+    the crop on a grid of its own, shifted by up to half a training voxel,
+    which moved the masks of 512 x 512 phantom scans at 0.78 mm by 10-15 %
+    DSC (the crop itself, on the training grid, changes nothing outside the
+    networks' view of the air). Methods that crop or resample in their own
+    preprocessing (multitask) are left alone for that step.
     """
+    if body_crop and info.get("modality") == "ct" and not method.crops_body:
+        predict = functools.partial(predict_in_body, predict)
     if resample and not method.resamples:
         target = info.get("training_spacing")
         if target is None:
@@ -210,8 +217,6 @@ def local_pipeline(predict, method, info, body_crop=True, resample=True, log=pri
 
             def predict(image, probability=False, spacing=None):
                 return predict_at_spacing(inner, image, spacing or (1.0, 1.0, 1.0), target, probability, log)
-    if body_crop and info.get("modality") == "ct" and not method.crops_body:
-        predict = functools.partial(predict_in_body, predict)
     return predict
 
 
