@@ -198,12 +198,13 @@ def local_pipeline(predict, method, info, body_crop=True, resample=True, log=pri
     """The method's predictor with predict's own steps around it: training spacing, then body crop.
 
     The volume is resampled whole and the body cropped on the training grid,
-    as multitask does in its own preprocessing: cropping first would resample
-    the crop on a grid of its own, shifted by up to half a training voxel,
-    which moved the masks of 512 x 512 phantom scans at 0.78 mm by 10-15 %
-    DSC (the crop itself, on the training grid, changes nothing outside the
-    networks' view of the air). Methods that crop or resample in their own
-    preprocessing (multitask) are left alone for that step.
+    as multitask does in its own preprocessing: cropping first resamples the
+    crop on a grid of its own, shifted by up to half a training voxel. On a
+    512 x 512 x 240 phantom scan at 0.78 mm the quick runs' masks with and
+    without the crop agreed at DSC 0.85-0.90 that way and 0.90-0.95 this way;
+    what remains comes from the crop itself (cause not isolated, README).
+    Methods that crop or resample in their own preprocessing (multitask) are
+    left alone for that step.
     """
     if body_crop and info.get("modality") == "ct" and not method.crops_body:
         predict = functools.partial(predict_in_body, predict)

@@ -69,10 +69,6 @@ def answer_mask(answer):
     return (mask[0] if mask.ndim == 4 else mask) > 0
 
 
-def dice(a, b):
-    total = int(a.sum()) + int(b.sum())
-    return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
-
 
 CASES = ("local", "local pipeline", "signature", "grpc", "grpc mask", "rest instances", "rest inputs")
 
@@ -109,6 +105,7 @@ def main():
     from tfpanc.export.client import connect
     from tfpanc.methods import registry
     from tfpanc.methods.cai.random_run import write_random_run
+    from tfpanc.metrics.overlap import dice
     from tfpanc.predict import local_pipeline
     from tfpanc_tests.export.serving_stub import ServingStub
 
