@@ -34,6 +34,11 @@ Contracts (``info`` is the run's ``run.json``, ``data`` a
   settings that make runs folds of one experiment) and ``fill(table,
   experiments) -> {row: Ours}`` (our side of the paper's tables; see
   :mod:`tfpanc.compare`), optional.
+* ``crop_multiple(info) -> (mx, my, mz) or None``: what ``predict``'s body
+  crop floors the crop's start to on each axis of the training grid (the
+  network's total down-sampling there); None where a crop would change the
+  answer whatever its alignment (a fixed input frame, two_stage): ``predict``
+  then predicts the whole field of view. Optional (default 1: no alignment).
 * ``predict_options``: a frozen dataclass of predict-time overrides (fields
   made with :func:`tfpanc.flags.setting`, default None = the run's value),
   built from ``predict``'s flags; ``export_options`` likewise for ``export``.
@@ -65,6 +70,8 @@ class Method:
         compare: the module that fills the paper's tables for ``tfpanc.compare``, or "".
         crops_body: the predictor crops CT to the body itself (``predict --body_crop``
             then leaves it alone).
+        crop_multiple: ``"module:function"`` giving, from ``info``, the per-axis
+            multiple ``predict``'s body crop aligns its start to, or "".
         resamples: the predictor resamples to its own spacing (``predict --resample``
             then leaves it alone).
         predict_options: dataclass of ``predict``'s method flags, or None.
@@ -80,6 +87,7 @@ class Method:
     export: str = ""
     compare: str = ""
     crops_body: bool = False
+    crop_multiple: str = ""
     resamples: bool = False
     predict_options: type = None
     export_options: type = None

@@ -22,6 +22,7 @@ METHOD = registry.register(registry.Method(
     name="cai",
     config=CaiConfig,
     train="tfpanc.methods.cai.recipe:train",
+    crop_multiple="tfpanc.methods.cai.networks:crop_multiple",
     predictor="tfpanc.methods.cai.predictor:load_predictor",
     evaluate="tfpanc.methods.cai.evaluation:evaluate_run",
     compare="tfpanc.methods.cai.comparison",

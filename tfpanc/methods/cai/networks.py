@@ -31,6 +31,12 @@ def input_multiple(model, num_units):
     return HNN.input_multiple()
 
 
+def crop_multiple(info):
+    """The registry's ``crop_multiple``: slices are predicted one by one, so only x and y align."""
+    m = input_multiple(info["model"], info["num_units"])
+    return (m, m, 1)
+
+
 def load_models(run_dir, info):
     """(cnn, birnn_head or None, cnn_only or None) rebuilt from a run directory."""
     run_dir = Path(run_dir)

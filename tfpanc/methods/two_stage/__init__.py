@@ -21,6 +21,7 @@ METHOD = registry.register(registry.Method(
     name="two_stage",
     config=TwoStageConfig,
     train="tfpanc.methods.two_stage.recipe:train",
+    crop_multiple="tfpanc.methods.two_stage.predictor:crop_multiple",
     predictor="tfpanc.methods.two_stage.predictor:load_predictor",
     evaluate="tfpanc.methods.two_stage.evaluation:evaluate_run",
     export="tfpanc.methods.two_stage.serving:export_run",

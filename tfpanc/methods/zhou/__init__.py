@@ -25,6 +25,7 @@ METHOD = registry.register(registry.Method(
     name="zhou",
     config=ZhouConfig,
     train="tfpanc.methods.zhou.recipe:train",
+    crop_multiple="tfpanc.methods.zhou.config:crop_multiple",
     predictor="tfpanc.methods.zhou.predictor:load_predictor",
     evaluate="tfpanc.methods.zhou.evaluation:evaluate_run",
     compare="tfpanc.methods.zhou.comparison",

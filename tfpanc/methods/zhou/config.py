@@ -28,6 +28,11 @@ def fcn_multiple():
     return FCN8s.input_multiple()
 
 
+def crop_multiple(info):
+    """The registry's ``crop_multiple``: each axis is in-plane for two of the three views."""
+    return (fcn_multiple(),) * 3
+
+
 @dataclasses.dataclass(frozen=True)
 class ZhouConfig(SharedConfig):
     """Validated zhou training settings (shared fields: :class:`tfpanc.flags.SharedConfig`).
