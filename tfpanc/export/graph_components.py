@@ -12,6 +12,9 @@ inside a serving ``tf.function`` (masks of static rank and dynamic shape):
 * :func:`largest_component` equals
   :func:`tfpanc.data.preprocess.largest_component` (26-connected; the first
   in raster order on a tie), with an all-False mask where that returns None;
+* :func:`components_fitting` equals
+  :func:`tfpanc.inference.components.components_fitting` (an all-False mask
+  where that returns None);
 * :func:`binary_opening` equals ``scipy.ndimage.binary_opening(mask,
   structure)`` for any boolean structure (one iteration, ``border_value=0``:
   an object touching the border is eroded there).
@@ -290,6 +293,47 @@ def largest_component(mask, connectivity=None):
     # The smallest label among the largest: numpy's argmax takes the first on a tie.
     first = tf.reduce_min(tf.where(tf.equal(sizes, biggest), tf.range(count + 1), count + 1))
     return tf.logical_and(tf.equal(labels, first), count > 0)
+
+
+def components_fitting(mask, size):
+    """The largest 26-connected component plus each next largest whose box keeps the union's box within
+    ``size``, as :func:`tfpanc.inference.components.components_fitting`.
+
+    Example:
+    >>> import numpy as np, tensorflow as tf
+    >>> m = np.zeros((30, 4, 4), bool); m[0:6] = True; m[10:13] = True; m[27:30] = True
+    >>> kept = components_fitting(tf.constant(m), (14, 4, 4)).numpy()
+    >>> [int(v) for v in np.flatnonzero(kept.any(axis=(1, 2)))[[0, -1]]]
+    [0, 12]
+    """
+    tf = _tf()
+    mask = tf.convert_to_tensor(mask, tf.bool)
+    rank = mask.shape.rank
+    labels, count = label(mask, rank)
+    sizes = component_sizes(labels, count)[1:]
+    # Every component's box at once: min and max of its voxels' coordinates.
+    at = tf.where(labels > 0)
+    ids = tf.gather_nd(labels, at) - 1
+    coords = tf.cast(at, tf.int32)
+    lows = tf.math.unsorted_segment_min(coords, ids, count)
+    highs = tf.math.unsorted_segment_max(coords, ids, count) + 1
+    order = tf.argsort(-sizes, stable=True)
+    limit = tf.constant([int(v) for v in size], tf.int32)
+
+    def step(i, lo, hi, keep):
+        j = order[i]
+        n_lo = tf.where(i > 0, tf.minimum(lo, lows[j]), lows[j])
+        n_hi = tf.where(i > 0, tf.maximum(hi, highs[j]), highs[j])
+        fits = tf.logical_or(tf.equal(i, 0), tf.reduce_all(n_hi - n_lo <= limit))
+        keep = tf.tensor_scatter_nd_update(keep, [[j + 1]], [fits])
+        return (i + 1, tf.where(fits, n_lo, lo), tf.where(fits, n_hi, hi), keep)
+
+    zero = tf.zeros([rank], tf.int32)
+    _, _, _, keep = tf.while_loop(lambda i, *_: i < count, step,
+                                  (tf.constant(0), zero, zero, tf.zeros([count + 1], tf.bool)))
+    out = tf.gather(keep, labels)
+    out.set_shape(mask.shape)
+    return out
 
 
 def _shifted(x, structure, before, combine):

@@ -6,6 +6,7 @@ from scipy import ndimage
 from skimage.morphology import ball, disk
 
 from tfpanc.data.preprocess import largest_component as np_largest
+from tfpanc.inference.components import components_fitting as np_fitting
 from tfpanc.inference.components import keep_large_components as np_keep
 
 tf = pytest.importorskip("tensorflow")
@@ -157,6 +158,17 @@ def test_largest_component_equals_numpy():
     tie[6:8, 6:8, 1] = tie[0:2, 0:2, 1] = tie[4, 0, 0] = True  # two of 4 voxels: the first in raster order
     assert np.array_equal(fn(tie).numpy(), np_largest(tie)) and fn(tie).numpy()[0, 0, 1]
     assert not fn(np.zeros((4, 4, 4), bool)).numpy().any() and np_largest(np.zeros((4, 4, 4), bool)) is None
+
+
+def test_components_fitting_equals_numpy():
+    rng = np.random.default_rng(6)
+    for density, size in ((0.01, (8, 8, 4)), (0.05, (12, 6, 9)), (0.2, (3, 3, 3)), (0.02, (25, 20, 9))):
+        m = rng.random((25, 20, 9)) < density
+        want = np_fitting(m, size)
+        got = gc.components_fitting(tf.constant(m), size).numpy()
+        assert np.array_equal(got, want), (density, size)
+        assert 0 < want.sum() < m.sum() or size == (25, 20, 9)  # some kept, some left out: the rule ran
+    assert not gc.components_fitting(tf.constant(np.zeros((4, 4, 4), bool)), (2, 2, 2)).numpy().any()
 
 
 def _opening(m, structure):

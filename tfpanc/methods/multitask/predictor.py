@@ -5,11 +5,14 @@
 2. **C1**: the crop decimated by R (block mean), normalised (mean, max
    abs), C1's windows over it (its training patch, half overlapping,
    Gaussian-averaged), the probability upsampled linearly to the crop and
-   thresholded at 0.5; a binary opening (radius ``c1_opening`` voxels) and
-   the largest connected component clean it (the paper's "morphological
-   operation"), and the centre of its box is the centre of the region
-   (``region`` voxels, shifted inside the crop or padded with air where the
-   crop is smaller).
+   thresholded at 0.5; a binary opening (radius ``c1_opening`` voxels)
+   cleans it (the paper's "morphological operation"), the largest connected
+   component is kept with the next largest ones that fit in one region
+   with it (:func:`tfpanc.inference.components.components_fitting`: a C1
+   that splits the pancreas would otherwise place the region on one piece),
+   and the centre of their box is the centre of the region (``region``
+   voxels, shifted inside the crop or padded with air where the crop is
+   smaller).
 3. **C2**: windows of ``patch`` every ``step`` voxels over the region
    (paper 4x16x16), batched, averaged in float32 (the paper's plain mean;
    ``weighting="gaussian"`` as an option).
@@ -31,7 +34,8 @@ from scipy import ndimage
 from scipy.special import expit
 
 from tfpanc.data.boxes import box_center, box_from_mask, box_slices, centered_box, clip_box, crop
-from tfpanc.data.preprocess import decimate_image, largest_component, upsample
+from tfpanc.data.preprocess import decimate_image, upsample
+from tfpanc.inference.components import components_fitting
 from tfpanc.inference.sliding_window import grid_starts, sliding_window_inference
 from tfpanc.methods.multitask.crf import CRFSettings, dense_crf
 from tfpanc.methods.multitask.preprocess import MeanMaxNormalizer, to_model_grid
@@ -41,13 +45,14 @@ from tfpanc.training.run_dir import RunDir, load_weights
 PARTS = ("c1", "c2", "crf")
 
 
-def clean_c1_mask(mask, radius):
-    """C1's mask opened with a ball of ``radius`` voxels, then its largest component (None if empty)."""
+def clean_c1_mask(mask, radius, region):
+    """C1's mask opened with a ball of ``radius`` voxels, then its components that fit in one
+    ``region`` with the largest (None if empty)."""
     if radius > 0:
         from skimage.morphology import ball
 
         mask = ndimage.binary_opening(mask, structure=ball(int(radius)).astype(bool))
-    return largest_component(mask) if mask.any() else None
+    return components_fitting(mask, region)
 
 
 class MultitaskPredictor:
@@ -103,7 +108,7 @@ class MultitaskPredictor:
                                         batch_size=4, fill=self.normalizer.background(stats),
                                         transform=lambda a: self.normalizer(a, stats))
         up = upsample(prob, factor, image.shape, order=1) >= 0.5
-        return clean_c1_mask(up, int(self.info["c1_opening"]))
+        return clean_c1_mask(up, int(self.info["c1_opening"]), self.info["region"])
 
     def region_of(self, c1_mask, shape):
         """The C2 region ``(3, 2)`` centred on C1's box (may reach outside ``shape``: padded)."""

@@ -17,8 +17,9 @@ with the CRF off, in TensorFlow, one volume of the request after the other
 2. C1: block mean by ``c1_decimation``, mean/max normalisation of the 1/R
    crop, C1 over half-overlapping Gaussian-weighted windows of
    ``c1_patch``, linear upsampling, ``>= 0.5``, binary opening with a ball of
-   ``c1_opening`` voxels, largest component;
-3. the ``region`` centred on that component's box (shifted inside the crop,
+   ``c1_opening`` voxels, the largest component and the next largest that
+   fit in one region with it (``components_fitting``);
+3. the ``region`` centred on those components' box (shifted inside the crop,
    or padded with the crop's air where the crop is smaller), normalised by
    the whole crop's statistics; C2 over windows of ``patch`` every ``step``
    voxels averaged with the run's ``weighting``; its segmentation sigmoid;
@@ -101,7 +102,7 @@ def serving_fn(c1, c2, info, step=None, window_batch=DEFAULT_WINDOW_BATCH):
         up = ops.upsample_linear(prob, factor, tf.shape(crop)) >= half
         if structure is not None:
             up = components.binary_opening(up, structure)
-        return components.largest_component(up)
+        return components.components_fitting(up, region_size)
 
     def c2_probability(crop, region):
         stats = graph.mean_max_stats(crop)  # the whole crop's, as in training
