@@ -38,3 +38,16 @@ def test_runnable_configs_have_their_own_model_dir(train_flags, monkeypatch):
         train_flags.unparse_flags()
     assert SharedConfig.model_dir not in dirs.values()   # none writes to the default runs/default
     assert len(set(dirs.values())) == len(dirs), dirs    # nor into another config's run
+
+
+@pytest.mark.parametrize("config", [c for c in CONFIGS if c.startswith("configs/multitask/")])
+def test_multitask_configs_keep_the_papers_region_in_millimetres(config, train_flags, monkeypatch):
+    # The region must hold the pancreas (Sec. II-A: 128x224x224 mm at 1 mm); a config on coarser
+    # voxels scales it, and rounding down would make it smaller than the paper's.
+    from tfpanc.methods import registry
+
+    monkeypatch.chdir(REPO)
+    train_flags(["prog", f"--flagfile={config}"])
+    cfg = registry.train_config(train_flags)[1]
+    millimetres = [r * s for r, s in zip(cfg.region, cfg.spacing)]
+    assert all(mm >= paper for mm, paper in zip(millimetres, (224, 224, 128))), millimetres

@@ -48,6 +48,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model_dirs", action="append", required=True,
                         help="multitask run folders (glob), each with c1/ trained and split.json")
+    parser.add_argument("--region", default=None, help="x,y,z voxels instead of each run's --region")
     args = parser.parse_args()
 
     from tfpanc.data.boxes import box_center, box_from_mask, box_slices, centered_box
@@ -62,6 +63,8 @@ def main():
     covered = {"largest": [], "fitting": []}
     for run in runs:
         info, cfg = prediction_settings(run)
+        if args.region:
+            info["region"] = [int(v) for v in args.region.split(",")]
         stage = json.loads((Path(run) / "c1" / "stage.json").read_text())
         c1 = build_c1(stage["model"])
         load_weights(c1, Path(run) / "c1" / stage["weights"])
