@@ -71,9 +71,6 @@ def main():
         info.update(crf=False)
         predictor = MultitaskPredictor(c1, None, info)
         rules = {"largest": (0, 0, 0), "fitting": tuple(info["region"])}
-        # C1's mask before the components step: the predictor's own cleaning with every component kept.
-        keep_all = tuple(10 ** 6 for _ in range(3))
-        predictor.info = dict(info, region=keep_all)
         cache = CaseCache(cfg.data_dir)
         test_ids = json.loads((Path(run) / "split.json").read_text())["test"]
         for case_id in test_ids:
@@ -81,11 +78,11 @@ def main():
             image, spacing = np.asarray(case.image), tuple(case.spacing)
             crop_image, grid = to_model_grid(image, spacing, info["spacing"], info["body_threshold"])
             pancreas = label_to_model_grid(np.asarray(case.label), grid).astype(bool)
-            opened = predictor.c1_mask(crop_image)
+            opened = predictor.c1_opened(crop_image)
             line = [f"{run} {case_id}:"]
             for name, size in rules.items():
                 share = 0.0
-                if opened is not None:
+                if opened.any():
                     kept = components_fitting(opened, size)
                     region = centered_box(box_center(box_from_mask(kept)), info["region"], shape=crop_image.shape)
                     inside = np.zeros(pancreas.shape, bool)

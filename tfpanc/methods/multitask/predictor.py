@@ -45,14 +45,13 @@ from tfpanc.training.run_dir import RunDir, load_weights
 PARTS = ("c1", "c2", "crf")
 
 
-def clean_c1_mask(mask, radius, region):
-    """C1's mask opened with a ball of ``radius`` voxels, then its components that fit in one
-    ``region`` with the largest (None if empty)."""
-    if radius > 0:
-        from skimage.morphology import ball
+def open_mask(mask, radius):
+    """``mask`` opened with a ball of ``radius`` voxels (unchanged for radius 0)."""
+    if radius <= 0:
+        return mask
+    from skimage.morphology import ball
 
-        mask = ndimage.binary_opening(mask, structure=ball(int(radius)).astype(bool))
-    return components_fitting(mask, region)
+    return ndimage.binary_opening(mask, structure=ball(int(radius)).astype(bool))
 
 
 class MultitaskPredictor:
@@ -100,7 +99,12 @@ class MultitaskPredictor:
         return out
 
     def c1_mask(self, image):
-        """C1's cleaned mask on the crop's grid (bool), or None."""
+        """C1's cleaned mask on the crop's grid (bool): the components of :meth:`c1_opened` that fit
+        in one region with the largest, or None."""
+        return components_fitting(self.c1_opened(image), self.info["region"])
+
+    def c1_opened(self, image):
+        """C1's probability on the crop's grid, thresholded and opened, every component kept."""
         factor = int(self.info["c1_decimation"])
         low = decimate_image(image, factor)
         stats = self.normalizer.stats(low)
@@ -108,7 +112,7 @@ class MultitaskPredictor:
                                         batch_size=4, fill=self.normalizer.background(stats),
                                         transform=lambda a: self.normalizer(a, stats))
         up = upsample(prob, factor, image.shape, order=1) >= 0.5
-        return clean_c1_mask(up, int(self.info["c1_opening"]), self.info["region"])
+        return open_mask(up, int(self.info["c1_opening"]))
 
     def region_of(self, c1_mask, shape):
         """The C2 region ``(3, 2)`` centred on C1's box (may reach outside ``shape``: padded)."""
