@@ -211,9 +211,10 @@ def local_pipeline(predict, method, info, body_crop=True, resample=True, log=pri
     a crop would change at any alignment (two_stage), are left alone for
     that step.
     """
-    multiple = method.call("crop_multiple", info) if method.has("crop_multiple") else 1
-    if body_crop and info.get("modality") == "ct" and not method.crops_body and multiple is not None:
-        predict = functools.partial(predict_in_body, predict, multiple=multiple)
+    if body_crop and info.get("modality") == "ct" and not method.crops_body:
+        multiple = method.call("crop_multiple", info) if method.has("crop_multiple") else 1
+        if multiple is not None:
+            predict = functools.partial(predict_in_body, predict, multiple=multiple)
     if resample and not method.resamples:
         target = info.get("training_spacing")
         if target is None:

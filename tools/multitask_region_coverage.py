@@ -51,7 +51,7 @@ def main():
     parser.add_argument("--region", default=None, help="x,y,z voxels instead of each run's --region")
     args = parser.parse_args()
 
-    from tfpanc.data.boxes import box_center, box_from_mask, box_slices, centered_box
+    from tfpanc.data.boxes import box_slices, clip_box
     from tfpanc.data.cache import CaseCache
     from tfpanc.inference.components import components_fitting
     from tfpanc.methods.multitask.predictor import MultitaskPredictor
@@ -83,11 +83,8 @@ def main():
             for name, size in rules.items():
                 share = 0.0
                 if opened.any():
-                    kept = components_fitting(opened, size)
-                    region = centered_box(box_center(box_from_mask(kept)), info["region"], shape=crop_image.shape)
-                    inside = np.zeros(pancreas.shape, bool)
-                    inside[box_slices(np.clip(region, 0, np.array(pancreas.shape)[:, None]))] = True
-                    share = float((inside & pancreas).sum() / pancreas.sum())
+                    region = predictor.region_of(components_fitting(opened, size), crop_image.shape)
+                    share = float(pancreas[box_slices(clip_box(region, pancreas.shape))].sum() / pancreas.sum())
                 covered[name].append(share)
                 line.append(f"{name} {100 * share:.1f}%")
             print(" ".join(line), flush=True)

@@ -15,7 +15,7 @@ down-sampling (``multiple``, per axis, from the method:
 sees a crop starting off that grid on shifted pooling cells, and its
 answer changes everywhere, not only at the border: on unseen phantom cases
 at the training grid the quickstart run's masks with and without a 20 mm
-crop agreed at DSC 0.89-0.95 (0.91-0.95 with 40 mm), and with the start
+crop agreed at DSC 0.89-0.95 (0.91-0.96 with 40 mm), and with the start
 aligned at 1.0000, probabilities within 0.003 (tools/body_crop_agreement.py).
 
 CT only: the air threshold is in HU. MRI has no absolute scale, so MRI

@@ -46,8 +46,9 @@ def components_fitting(mask, size):
     The multitask method's C1 mask, before the C2 region is centred on its
     box: a C1 that splits the pancreas into pieces (head and tail apart)
     would have the region centred on one piece only, and the region then
-    cut off the other (the quick run: 5 of 9 phantom cases cut, against 2 of
-    9 with the pieces that fit kept). Components that do not fit with those
+    cut off the other (the 4 phantom folds' C1s: 3 of 16 held-out cases cut,
+    against 1 of 16 with the pieces that fit kept,
+    ``tools/multitask_region_coverage.py``). Components that do not fit with those
     already kept are left out, so a far false positive cannot pull the
     region away. Sizes tie in raster order of the components' first voxels.
 
