@@ -49,6 +49,10 @@ def main():
     parser.add_argument("--model_dirs", action="append", required=True,
                         help="multitask run folders (glob), each with c1/ trained and split.json")
     parser.add_argument("--region", default=None, help="x,y,z voxels instead of each run's --region")
+    parser.add_argument("--c1_opening", type=int, default=None,
+                        help="radius of C1's opening instead of each run's --c1_opening (0: none)")
+    parser.add_argument("--c1_threshold", type=float, default=0.5,
+                        help="C1 probability threshold (the predictor's is 0.5): does a looser mask reach further?")
     args = parser.parse_args()
 
     from tfpanc.data.boxes import box_slices, clip_box
@@ -65,6 +69,8 @@ def main():
         info, cfg = prediction_settings(run)
         if args.region:
             info["region"] = [int(v) for v in args.region.split(",")]
+        if args.c1_opening is not None:
+            info["c1_opening"] = args.c1_opening
         stage = json.loads((Path(run) / "c1" / "stage.json").read_text())
         c1 = build_c1(stage["model"])
         load_weights(c1, Path(run) / "c1" / stage["weights"])
@@ -78,7 +84,7 @@ def main():
             image, spacing = np.asarray(case.image), tuple(case.spacing)
             crop_image, grid = to_model_grid(image, spacing, info["spacing"], info["body_threshold"])
             pancreas = label_to_model_grid(np.asarray(case.label), grid).astype(bool)
-            opened = predictor.c1_opened(crop_image)
+            opened = predictor.c1_opened(crop_image, args.c1_threshold)
             line = [f"{run} {case_id}:"]
             for name, size in rules.items():
                 share = 0.0

@@ -103,15 +103,15 @@ class MultitaskPredictor:
         in one region with the largest, or None."""
         return components_fitting(self.c1_opened(image), self.info["region"])
 
-    def c1_opened(self, image):
-        """C1's probability on the crop's grid, thresholded and opened, every component kept."""
+    def c1_opened(self, image, threshold=0.5):
+        """C1's probability on the crop's grid, thresholded at ``threshold`` and opened, every component kept."""
         factor = int(self.info["c1_decimation"])
         low = decimate_image(image, factor)
         stats = self.normalizer.stats(low)
         prob = sliding_window_inference(self._c1_probability, low, self.info["c1_patch"], overlap=0.5,
                                         batch_size=4, fill=self.normalizer.background(stats),
                                         transform=lambda a: self.normalizer(a, stats))
-        up = upsample(prob, factor, image.shape, order=1) >= 0.5
+        up = upsample(prob, factor, image.shape, order=1) >= threshold
         return open_mask(up, int(self.info["c1_opening"]))
 
     def region_of(self, c1_mask, shape):

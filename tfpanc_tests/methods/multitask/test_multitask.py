@@ -160,6 +160,15 @@ def test_empty_c1_gives_an_empty_mask_and_no_c2_call():
     assert "C1 found no pancreas" in out["summary"]
 
 
+def test_a_lower_c1_threshold_keeps_a_larger_mask_around_the_same_one():
+    # The region-coverage tool lowers the threshold to ask whether a looser C1 mask reaches further.
+    image, _ = _scan()
+    crop, _ = to_model_grid(image, (1.0, 1.0, 1.5), (2.0, 2.0, 2.0), -500.0)
+    predictor = MultitaskPredictor(Bright(0.2, 1), Bright(0.2, 2), INFO)
+    strict, loose = predictor.c1_opened(crop), predictor.c1_opened(crop, threshold=0.1)
+    assert strict.any() and (loose >= strict).all() and loose.sum() > strict.sum()
+
+
 def test_grid_map_back_equals_pasting_and_resizing_the_whole_volume():
     rng = np.random.default_rng(0)
     grid = GridMap((37, 29, 11), (25, 20, 17), np.array([[3, 21], [2, 18], [1, 17]]))
