@@ -24,8 +24,12 @@ that never saw a real image segment real scans? Two folder layouts:
 
 Prediction is ``predict``'s own pipeline (body crop, the run's training
 spacing). Outputs, written together: ``O/per_case.csv`` (case, dsc,
-predicted and labelled pixels) and ``O/summary.json`` (mean, std, and the
-pooled DSC over all pixels). Default ``O``: ``<model_dir>/real/<folder name>``.
+precision, recall, predicted and labelled pixels), ``O/summary.json``
+(means, std, and the pooled DSC over all pixels) and, unless
+``--nofigure``, ``O/cases.png``: each case's slice (a volume's slice with
+the most label) with the label's outline in green and the prediction's in
+red, to tell a model that misses the gland from one that marks other
+organs. Default ``O``: ``<model_dir>/real/<folder name>``.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from absl import flags
 from tfpanc import cli
 from tfpanc.data.io import load_volume
 from tfpanc.errors import InputError
-from tfpanc.metrics.overlap import dice
+from tfpanc.metrics.overlap import dice, precision, recall
 from tfpanc.result_files import sweep_temporaries, write_csv_rows, write_json, written_together
 
 
@@ -51,6 +55,8 @@ def define_flags(fv):
     flags.DEFINE_float("slice_spacing", 0.78, "In-plane pixel (mm) of .npy slices, which store none.",
                        flag_values=fv)
     flags.DEFINE_float("slice_thickness", 2.0, "Slice thickness (mm) given to .npy slices.", flag_values=fv)
+    flags.DEFINE_bool("figure", True, "Also write cases.png (each case's slice, label and prediction outlined).",
+                      flag_values=fv)
     flags.mark_flags_as_required(["model_dir", "real_dir"], flag_values=fv)
 
 
@@ -116,21 +122,46 @@ def find_cases(folder, spacing, thickness):
 
 
 def score(predict, cases, kind, log=print):
-    """Per-case rows and the summary."""
-    rows, inter, total = [], 0, 0
+    """Per-case rows, the summary and one ``(name, image, label, mask)`` 2D view per case."""
+    rows, views, inter, total = [], [], 0, 0
     for name, image, label, spacing in cases:
         mask = np.asarray(predict(image, spacing=spacing)["mask"]) > 0
+        label = np.asarray(label) > 0
         if kind == "slices":  # the centre copy is the slice; the others are its stand-in neighbours
-            mask, label = mask[:, :, 1], label[:, :, 1]
-        rows.append({"case": name, "dsc": dice(mask, label), "predicted": int(mask.sum()),
-                     "labelled": int(label.sum())})
+            mask, label, image = mask[:, :, 1], label[:, :, 1], np.asarray(image)[:, :, 1]
+        rows.append({"case": name, "dsc": dice(mask, label), "precision": precision(mask, label),
+                     "recall": recall(mask, label), "predicted": int(mask.sum()), "labelled": int(label.sum())})
+        z = 0 if mask.ndim == 2 else int(np.argmax(label.sum(axis=(0, 1))))
+        views.append((name, *(np.asarray(a) if a.ndim == 2 else np.asarray(a)[:, :, z] for a in (image, label, mask))))
         inter += int(np.logical_and(mask, label).sum())
         total += int(mask.sum()) + int(label.sum())
-        log(f"{name}: DSC {100 * rows[-1]['dsc']:.1f} %")
+        log(f"{name}: DSC {100 * rows[-1]['dsc']:.1f} %, precision {100 * rows[-1]['precision']:.1f} %, "
+            f"recall {100 * rows[-1]['recall']:.1f} %")
     dsc = np.array([r["dsc"] for r in rows])
     summary = {"cases": len(rows), "kind": kind, "dsc_mean": float(dsc.mean()), "dsc_std": float(dsc.std()),
-               "dsc_pooled": 2.0 * inter / total if total else 1.0}
-    return rows, summary
+               "dsc_pooled": 2.0 * inter / total if total else 1.0,
+               "precision_mean": float(np.mean([r["precision"] for r in rows])),
+               "recall_mean": float(np.mean([r["recall"] for r in rows]))}
+    return rows, summary, views
+
+
+def plot_cases(views, path, columns=5):
+    """``cases.png``: each view at a soft-tissue window (-160, 240 HU), label green, prediction red."""
+    from tfpanc.compare.figures import pyplot, save_and_close
+
+    plt = pyplot()
+    n_rows = -(-len(views) // columns)
+    fig, axes = plt.subplots(n_rows, columns, figsize=(3 * columns, 3 * n_rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, (name, image, label, mask) in zip(axes.ravel(), views):
+        # [x, y] RAS shown as radiologists read an axial slice: patient's right on the left, anterior up.
+        ax.imshow(np.clip(image.T[::-1, ::-1], -160, 240), cmap="gray")
+        for outline, colour in ((label, "lime"), (mask, "red")):
+            if outline.any():
+                ax.contour(outline.T[::-1, ::-1].astype(float), levels=[0.5], colors=colour, linewidths=0.8)
+        ax.set_title(f"{name}: DSC {100 * dice(mask, label):.0f} %", fontsize=9)
+    save_and_close(fig, path)
 
 
 def main(argv, fv):
@@ -146,15 +177,18 @@ def main(argv, fv):
     cases, kind = find_cases(fv.real_dir, fv.slice_spacing, fv.slice_thickness)
     out = Path(fv.output_dir or Path(fv.model_dir) / "real" / Path(fv.real_dir).resolve().name)
     predict = local_pipeline(method.call("predictor", fv.model_dir, info, None), method, info, log=lambda s: None)
-    rows, summary = score(predict, cases, kind)
+    rows, summary, views = score(predict, cases, kind)
     summary.update({"model_dir": str(fv.model_dir), "real_dir": str(fv.real_dir),
                     "slice_spacing": fv.slice_spacing if kind == "slices" else None})
     sweep_temporaries(out)
     with written_together(folder=out):
         write_csv_rows(out / "per_case.csv", rows)
         write_json(out / "summary.json", summary)
+        if fv.figure:
+            plot_cases(views, out / "cases.png")
     print(f"{summary['cases']} real {kind}: DSC {100 * summary['dsc_mean']:.1f} +- {100 * summary['dsc_std']:.1f} %"
-          f" (pooled {100 * summary['dsc_pooled']:.1f} %); per case in {out / 'per_case.csv'}")
+          f" (pooled {100 * summary['dsc_pooled']:.1f} %), precision {100 * summary['precision_mean']:.1f} %, "
+          f"recall {100 * summary['recall_mean']:.1f} %; per case in {out / 'per_case.csv'}")
 
 
 if __name__ == "__main__":

@@ -94,6 +94,8 @@ def test_evaluate_real_cli_scores_slices(trained, capsys):
     rows = (out / "per_case.csv").read_text().splitlines()
     assert summary["cases"] == 2 and summary["kind"] == "slices" and len(rows) == 3
     assert 0.0 <= summary["dsc_mean"] <= 1.0 and "2 real slices: DSC" in capsys.readouterr().out
+    assert rows[0].split(",")[:4] == ["case", "dsc", "precision", "recall"]
+    assert (out / "cases.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_score_is_exact_for_a_known_predictor():
@@ -101,10 +103,12 @@ def test_score_is_exact_for_a_known_predictor():
     label[2:6, 2:6] = True
     pred = np.zeros_like(label)
     pred[2:6, 2:4] = True              # half of the label: DSC = 2*8/(8+16) = 2/3
-    rows, summary = evaluate_real.score(lambda image, spacing: {"mask": pred},
-                                        [("a", label.astype(np.int16), label, (1, 1, 1))], "slices",
-                                        log=lambda s: None)
+    rows, summary, views = evaluate_real.score(lambda image, spacing: {"mask": pred},
+                                               [("a", label.astype(np.int16), label, (1, 1, 1))], "slices",
+                                               log=lambda s: None)
     assert rows[0]["dsc"] == pytest.approx(2 / 3) and summary["dsc_pooled"] == pytest.approx(2 / 3)
+    assert rows[0]["precision"] == 1.0 and rows[0]["recall"] == 0.5 and summary["recall_mean"] == 0.5
+    assert [v.shape for v in views[0][1:]] == [(10, 10)] * 3 and views[0][3].sum() == 8
 
 
 def test_slice_without_mask_is_one_line(tmp_path):
