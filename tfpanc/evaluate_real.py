@@ -150,6 +150,7 @@ def plot_cases(views, path, columns=5):
     from tfpanc.compare.figures import pyplot, save_and_close
 
     plt = pyplot()
+    columns = min(columns, len(views))
     n_rows = -(-len(views) // columns)
     fig, axes = plt.subplots(n_rows, columns, figsize=(3 * columns, 3 * n_rows), squeeze=False)
     for ax in axes.ravel():
