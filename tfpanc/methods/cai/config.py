@@ -47,13 +47,17 @@ class CaiConfig(SharedConfig):
 
     MODELS = MODELS
     LOSSES = LOSSES
-    RECORDED_WHEN_SET = SharedConfig.RECORDED_WHEN_SET + SYNTHETIC_SETTINGS
+    # pnet_final_learning_rate came later: recorded only when set, so earlier runs' flag files still match.
+    RECORDED_WHEN_SET = SharedConfig.RECORDED_WHEN_SET + SYNTHETIC_SETTINGS + ("pnet_final_learning_rate",)
 
     method: str = setting("cai", "Paper whose recipe to run.")
     num_units: int = setting(5, "PNet-MSA units K (grown from 1).")
     slice_size: int = setting(0, SLICE_SIZE_HELP)
     epochs_per_unit: int = setting(10, "Most epochs spent at each K before growing.")
     final_epochs: int = setting(10, "Epochs of the whole network after growth.")
+    pnet_final_learning_rate: float = setting(0.0, "Peak Adam learning rate of that final phase (pnet_final); "
+                                                   "0: --learning_rate. Lower it where the fused output "
+                                                   "collapses to all background in that phase.")
     growth_patience: int = setting(2, "Epochs without min-delta improvement of L_K before unit K+1 is added.")
     growth_min_delta: float = setting(0.005, "Smallest loss drop that counts.")
     rnn_length: int = setting(8, "Consecutive slices per BiRNN training sequence.")
@@ -90,6 +94,9 @@ class CaiConfig(SharedConfig):
         if self.slice_size and self.slice_size % multiple:
             raise InputError("--slice_size", f"must be a multiple of {multiple} for {self.model} "
                              f"with {self.num_units} units, got {self.slice_size}")
+        if not self.pnet_final_learning_rate >= 0:
+            raise InputError("--pnet_final_learning_rate",
+                             f"must be 0 (--learning_rate) or positive, got {self.pnet_final_learning_rate}")
         if not self.rnn_learning_rate > 0:
             raise InputError("--rnn_learning_rate", f"must be positive, got {self.rnn_learning_rate}")
         check_unit_interval("positive_fraction", self.positive_fraction, low_open=False, high_open=False)

@@ -10,7 +10,8 @@ The recipe, as a reader of the paper would look for it:
    added with fresh MSRA weights, earlier weights kept
    (:func:`tfpanc.models.grow`), and the whole network trains on, up to
    ``--num_units``. Phase ``pnet_final`` then trains the full network for
-   ``--final_epochs``. We monitor the total training loss (at stage k it is
+   ``--final_epochs`` (peak learning rate ``--pnet_final_learning_rate``, by
+   default ``--learning_rate``). We monitor the total training loss (at stage k it is
    L(Y_hat) + L(U_1..U_k)) since it contains L_k and is what is optimised.
 2. **BiRNN** (Sec. III-B): phase ``birnn`` stacks a bi-directional
    1-channel 3x3 ConvLSTM on the PNet-MSA probability maps of runs of
@@ -96,8 +97,8 @@ def _train_cnn(cfg, run, log, cache, train_ids, val_ids, size, normalizer):
                    if stopper.stopped_epoch > 0 else f"--epochs_per_unit={cfg.epochs_per_unit} reached")
             nxt = f"adding unit {k + 1}" if k < cfg.num_units else "training the whole network"
             log(f"growth: K={k} stopped after {epochs} epochs: {why}; {nxt}")
-    fit_phase(cfg, run, log, "pnet_final", model, loss, cfg.learning_rate, data, cfg.final_epochs,
-              extra={"K": cfg.num_units}, val=val)
+    fit_phase(cfg, run, log, "pnet_final", model, loss, cfg.pnet_final_learning_rate or cfg.learning_rate,
+              data, cfg.final_epochs, extra={"K": cfg.num_units}, val=val)
     return model, "pnet_final"
 
 

@@ -39,6 +39,30 @@ def test_training_reads_synthetic_images_and_records_the_steps(trained):
     np.testing.assert_allclose(info["training_spacing"], GRID)
 
 
+def _weights(run, phase):
+    import keras
+
+    from tfpanc.models import PNetMSA
+
+    model = PNetMSA(num_units=1, filters=4)
+    model(np.zeros((1, 32, 32, 3), np.float32))
+    model.load_weights(run.weights_path(phase))
+    # Trainable only: batch-norm statistics move whatever the learning rate.
+    return np.concatenate([np.ravel(keras.ops.convert_to_numpy(w)) for w in model.trainable_weights])
+
+
+def test_pnet_final_learning_rate_sets_the_final_phases_peak(trained, synthetic_bank):
+    # A near-zero peak leaves the grown network as the last growth phase left it; the default
+    # peak (--learning_rate) moves it. The flag is recorded only when set.
+    tmp_path, default_run, _, _ = trained
+    run, _, _ = train_run(_config(tmp_path, model_dir=str(tmp_path / "slow_final"), pnet_final_learning_rate=1e-9,
+                                  synthetic_bank=str(synthetic_bank.root)))
+    np.testing.assert_allclose(_weights(run, "pnet_final"), _weights(run, "pnet_k1"), atol=1e-6)
+    assert np.abs(_weights(default_run, "pnet_final") - _weights(default_run, "pnet_k1")).max() > 1e-4
+    assert "--pnet_final_learning_rate=1e-09" in (run.path / "flags.cfg").read_text()
+    assert "pnet_final_learning_rate" not in (default_run.path / "flags.cfg").read_text()
+
+
 def test_old_runs_record_no_synthetic_flags(tmp_path):
     flags = CaiConfig(model_dir=str(tmp_path / "r")).to_flagfile()
     assert "train_images" not in flags and "synthetic" not in flags
@@ -57,6 +81,7 @@ def test_cache_on_another_grid_is_refused(tmp_path):
     (dict(model="pnet_msa_birnn"), "--model"),
     (dict(synthetic_steps="blur"), "--synthetic_steps"),
     (dict(synthetic_cache_fraction=1.5), "--synthetic_cache_fraction"),
+    (dict(pnet_final_learning_rate=-1e-3), "--pnet_final_learning_rate"),
 ])
 def test_bad_synthetic_settings_name_their_flag(tmp_path, kw, flag):
     with pytest.raises(InputError, match=flag):
