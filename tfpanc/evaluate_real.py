@@ -27,8 +27,9 @@ spacing). Outputs, written together: ``O/per_case.csv`` (case, dsc,
 precision, recall, predicted and labelled pixels), ``O/summary.json``
 (means, std, and the pooled DSC over all pixels) and, unless
 ``--nofigure``, ``O/cases.png``: each case's slice (a volume's slice with
-the most label) with the label's outline in green and the prediction's in
-red, to tell a model that misses the gland from one that marks other
+the most label, and its slice with the most prediction where that is
+another) with the label's outline in green and the prediction's in red,
+to tell a model that misses the gland from one that marks other
 organs. Default ``O``: ``<model_dir>/real/<folder name>``.
 """
 
@@ -131,8 +132,12 @@ def score(predict, cases, kind, log=print):
             mask, label, image = mask[:, :, 1], label[:, :, 1], np.asarray(image)[:, :, 1]
         rows.append({"case": name, "dsc": dice(mask, label), "precision": precision(mask, label),
                      "recall": recall(mask, label), "predicted": int(mask.sum()), "labelled": int(label.sum())})
-        z = 0 if mask.ndim == 2 else int(np.argmax(label.sum(axis=(0, 1))))
-        views.append((name, *(np.asarray(a) if a.ndim == 2 else np.asarray(a)[:, :, z] for a in (image, label, mask))))
+        if mask.ndim == 2:
+            views.append((name, np.asarray(image), label, mask))
+        else:  # the slice with the most label and, where the prediction lies elsewhere, its own
+            picks = {int(np.argmax(label.sum(axis=(0, 1)))): name}
+            picks.setdefault(int(np.argmax(mask.sum(axis=(0, 1)))), f"{name}, most predicted")
+            views += [(title, np.asarray(image)[:, :, z], label[:, :, z], mask[:, :, z]) for z, title in picks.items()]
         inter += int(np.logical_and(mask, label).sum())
         total += int(mask.sum()) + int(label.sum())
         log(f"{name}: DSC {100 * rows[-1]['dsc']:.1f} %, precision {100 * rows[-1]['precision']:.1f} %, "

@@ -136,6 +136,19 @@ def test_score_is_exact_for_a_known_predictor():
     assert [v.shape for v in views[0][1:]] == [(10, 10)] * 3 and views[0][3].sum() == 8
 
 
+def test_a_volume_shows_its_most_labelled_and_its_most_predicted_slice():
+    label = np.zeros((10, 10, 6), bool)
+    label[2:6, 2:6, 1] = True
+    pred = np.zeros_like(label)
+    pred[2:6, 2:4, 1] = True
+    pred[0:8, 0:8, 4] = True            # a false positive on another slice
+    _, _, views = evaluate_real.score(lambda image, spacing: {"mask": pred},
+                                      [("v", np.zeros(label.shape, np.int16), label, (1, 1, 1))], "volumes",
+                                      log=lambda s: None)
+    assert [v[0] for v in views] == ["v", "v, most predicted"]
+    assert views[0][2].sum() == 16 and views[1][3].sum() == 64 and not views[1][2].any()
+
+
 def test_slice_without_mask_is_one_line(tmp_path):
     (tmp_path / "real").mkdir()
     np.save(tmp_path / "real" / "img_000.npy", np.zeros((8, 8), np.int16))
