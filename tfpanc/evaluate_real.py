@@ -127,17 +127,17 @@ def score(predict, cases, kind, log=print):
     rows, views, inter, total = [], [], 0, 0
     for name, image, label, spacing in cases:
         mask = np.asarray(predict(image, spacing=spacing)["mask"]) > 0
-        label = np.asarray(label) > 0
+        label, image = np.asarray(label) > 0, np.asarray(image)
         if kind == "slices":  # the centre copy is the slice; the others are its stand-in neighbours
-            mask, label, image = mask[:, :, 1], label[:, :, 1], np.asarray(image)[:, :, 1]
+            mask, label, image = mask[:, :, 1], label[:, :, 1], image[:, :, 1]
         rows.append({"case": name, "dsc": dice(mask, label), "precision": precision(mask, label),
                      "recall": recall(mask, label), "predicted": int(mask.sum()), "labelled": int(label.sum())})
         if mask.ndim == 2:
-            views.append((name, np.asarray(image), label, mask))
+            views.append((name, image, label, mask))
         else:  # the slice with the most label and, where the prediction lies elsewhere, its own
             picks = {int(np.argmax(label.sum(axis=(0, 1)))): name}
             picks.setdefault(int(np.argmax(mask.sum(axis=(0, 1)))), f"{name}, most predicted")
-            views += [(title, np.asarray(image)[:, :, z], label[:, :, z], mask[:, :, z]) for z, title in picks.items()]
+            views += [(title, image[:, :, z], label[:, :, z], mask[:, :, z]) for z, title in picks.items()]
         inter += int(np.logical_and(mask, label).sum())
         total += int(mask.sum()) + int(label.sum())
         log(f"{name}: DSC {100 * rows[-1]['dsc']:.1f} %, precision {100 * rows[-1]['precision']:.1f} %, "
@@ -151,8 +151,10 @@ def score(predict, cases, kind, log=print):
 
 
 def plot_cases(views, path, columns=5):
-    """``cases.png``: each view at a soft-tissue window (-160, 240 HU), label green, prediction red."""
+    """``cases.png``: each view in radiological display at the CT window, label green, prediction red;
+    each title gives the DSC on the slice shown."""
     from tfpanc.compare.figures import pyplot, save_and_close
+    from tfpanc.inference.preview import CT_WINDOW, radiological
 
     plt = pyplot()
     columns = min(columns, len(views))
@@ -161,12 +163,11 @@ def plot_cases(views, path, columns=5):
     for ax in axes.ravel():
         ax.axis("off")
     for ax, (name, image, label, mask) in zip(axes.ravel(), views):
-        # [x, y] RAS shown as radiologists read an axial slice: patient's right on the left, anterior up.
-        ax.imshow(np.clip(image.T[::-1, ::-1], -160, 240), cmap="gray")
+        ax.imshow(radiological(image), cmap="gray", vmin=CT_WINDOW[0], vmax=CT_WINDOW[1])
         for outline, colour in ((label, "lime"), (mask, "red")):
             if outline.any():
-                ax.contour(outline.T[::-1, ::-1].astype(float), levels=[0.5], colors=colour, linewidths=0.8)
-        ax.set_title(f"{name}: DSC {100 * dice(mask, label):.0f} %", fontsize=9)
+                ax.contour(radiological(outline).astype(float), levels=[0.5], colors=colour, linewidths=0.8)
+        ax.set_title(f"{name}\nslice DSC {100 * dice(mask, label):.0f} %", fontsize=9)
     save_and_close(fig, path)
 
 

@@ -27,6 +27,12 @@ def slice_centre(mask):
     return tuple(int(round(c)) for c in ndimage.center_of_mass(mask))
 
 
+def radiological(plane):
+    """A RAS+ ``[first, second]`` plane as shown on screen: the second axis up (anterior in an
+    axial slice), the first reversed (the patient's right on the screen's left)."""
+    return np.asarray(plane).T[::-1, ::-1]
+
+
 def _panels(image, mask, spacing, centre):
     """(name, image slice, mask slice, aspect) per view, in radiological display.
 
@@ -37,10 +43,7 @@ def _panels(image, mask, spacing, centre):
     """
     x, y, z = centre
     sx, sy, sz = spacing
-
-    def show(a):
-        return a.T[::-1, ::-1]
-
+    show = radiological
     return [("axial", show(image[:, :, z]), show(mask[:, :, z]), sy / sx),
             ("coronal", show(image[:, y, :]), show(mask[:, y, :]), sz / sx),
             ("sagittal", show(image[x, :, :]), show(mask[x, :, :]), sz / sy)]
