@@ -16,7 +16,10 @@ that never saw a real image segment real scans? Two folder layouts:
   posterior to anterior, columns the patient's right to left: upside down
   in a plain ``imshow``, as the realdata folder's README says);
   they are turned to tfpanc's ``[x, y]`` by :func:`nih_slice_to_ras`, a
-  fixed rule, never by trying orientations against the labels.
+  fixed rule, never by trying orientations against the labels. Three
+  copies are not three neighbours: ``tools/single_slice_gap.py`` measures
+  what that costs a run on its own held-out cases, and cai's
+  ``--single_slice_fraction`` trains for it.
 * **volumes**: ``X.nii.gz`` with ``X_pancreas.nii.gz`` beside it (the
   TotalSegmentator example), or a ``ct.nii.gz`` with ``pancreas.nii.gz``
   (a TotalSegmentator subject folder); subfolders are searched one level

@@ -133,6 +133,23 @@ def test_sampler_is_seeded_by_index_and_epoch_and_mixes_the_cache(bank):
     assert mixed.sample(0)[0][0, 0, 0] == 7.0
 
 
+def test_single_slice_fraction_repeats_the_centre_slice_in_that_share(bank):
+    gen = SliceGenerator(bank, ("resolution",), size=32, window=(-1000.0, 1000.0))  # nothing saturates
+    plain = SyntheticSliceSampler(gen, seed=3, epoch_size=40)
+    single = SyntheticSliceSampler(gen, seed=3, epoch_size=40, single_slice_fraction=0.5)
+    repeated = 0
+    for i in range(40):
+        image, mask = single.sample(i)
+        if np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 2], image[..., 1]):
+            repeated += 1
+        assert mask.shape == (32, 32, 1)
+    assert 8 <= repeated <= 32
+    assert not any(np.array_equal(plain.sample(i)[0][..., 0], plain.sample(i)[0][..., 1]) for i in range(10))
+    always = SyntheticSliceSampler(gen, seed=3, single_slice_fraction=1.0)
+    image = always.sample(5)[0]
+    assert np.array_equal(image[..., 0], image[..., 2]) and image[..., 1].std() > 0
+
+
 def test_best_flip_recovers_a_flipped_shape():
     shape = np.zeros((12, 8, 6), bool)
     shape[1:11, 2:5, 1:3] = True

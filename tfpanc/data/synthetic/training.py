@@ -31,9 +31,11 @@ def synthetic_sampler(cfg, cache, train_ids, size, cache_sampler, log):
                       shape_dir=cfg.shape_dir or None, shape_label=cfg.shape_label,
                       shape_variety="shapes" in steps, log=log)
     log(f"synthetic training images: {len(bank)} bank anatomies in {cfg.synthetic_bank}, steps "
-        f"{', '.join(steps) or 'none (the phantom look)'}, {cfg.synthetic_cache_fraction:g} from the cache")
+        f"{', '.join(steps) or 'none (the phantom look)'}, {cfg.synthetic_cache_fraction:g} from the cache, "
+        f"{cfg.single_slice_fraction:g} as one slice three times")
     generator = SliceGenerator(bank, steps, size=size, positive_fraction=cfg.positive_fraction,
                                window=cfg.window)
     return SyntheticSliceSampler(generator, seed=cfg.seed, cache_sampler=cache_sampler,
                                  cache_fraction=cfg.synthetic_cache_fraction,
-                                 epoch_size=cfg.steps_per_epoch * cfg.batch_size)
+                                 epoch_size=cfg.steps_per_epoch * cfg.batch_size,
+                                 single_slice_fraction=cfg.single_slice_fraction)

@@ -9,7 +9,7 @@ from tfpanc.flags import SharedConfig, check_not_negative, check_positive, check
 from tfpanc.methods.slice_settings import SLICE_SIZE_HELP
 
 SYNTHETIC_SETTINGS = ("train_images", "synthetic_steps", "synthetic_bank", "synthetic_anatomies", "shape_dir",
-                      "shape_label", "synthetic_cache_fraction")
+                      "shape_label", "synthetic_cache_fraction", "single_slice_fraction")
 
 
 def check_synthetic_settings(cfg):
@@ -17,7 +17,10 @@ def check_synthetic_settings(cfg):
     from tfpanc.data.synthetic.slice_generator import parse_steps
 
     steps = parse_steps(cfg.synthetic_steps)
+    check_unit_interval("single_slice_fraction", cfg.single_slice_fraction, low_open=False, high_open=False)
     if cfg.train_images != "synthetic":
+        if cfg.single_slice_fraction:
+            raise InputError("--single_slice_fraction", "applies only with --train_images=synthetic")
         return
     if cfg.synthetic_anatomies < 1:
         raise InputError("--synthetic_anatomies", f"must be at least 1, got {cfg.synthetic_anatomies}")
@@ -82,6 +85,10 @@ class CaiConfig(SharedConfig):
                                   "nonzero voxel (pancreas-only maps).")
     synthetic_cache_fraction: float = setting(0.0, "Share of --train_images=synthetic samples drawn from "
                                                    "the cached training cases instead.")
+    single_slice_fraction: float = setting(0.0, "Share of --train_images=synthetic samples (cached ones "
+                                                "included) whose three input slices are the centre slice "
+                                                "three times: what a 2D export without neighbours gives "
+                                                "the network (evaluate_real's .npy slices).")
 
     def validate(self):
         super().validate()
