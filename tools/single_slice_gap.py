@@ -4,8 +4,9 @@ The NIH slices of ``../shared/realdata`` are exported one slice at a time,
 so ``python -m tfpanc.evaluate_real`` gives a 3-slice network each of them
 as the same slice three times. This tool asks how much that alone costs,
 on data the run knows: for each held-out case of the run's own cache, the
-``--slices`` slices with the most pancreas are predicted twice through
-``predict``'s pipeline, once with their true neighbours and once as three
+``--slices`` slices with the most pancreas are scored twice by
+``evaluate_real``'s own scoring of 2D slices (``predict``'s pipeline, the
+centre slice's DSC), once with their true neighbours and once as three
 copies, and the mean slice DSC of each way is printed.
 
     python tools/single_slice_gap.py --model_dirs='runs/synthetic/r*_long*'
@@ -21,15 +22,6 @@ from pathlib import Path
 import numpy as np
 
 
-def slice_dsc(predict, image, label, k, spacing, copies):
-    """DSC of slice ``k`` predicted from ``[k-1, k, k+1]`` or from three copies of ``k``."""
-    from tfpanc.metrics.overlap import dice
-
-    stack = np.repeat(image[:, :, k:k + 1], 3, axis=2) if copies else image[:, :, k - 1:k + 2]
-    mask = np.asarray(predict(stack, spacing=spacing)["mask"])[:, :, 1] > 0
-    return dice(mask, label[:, :, k])
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model_dirs", action="append", required=True, help="finished 2D runs (glob)")
@@ -37,6 +29,7 @@ def main():
     args = parser.parse_args()
 
     from tfpanc.data.cache import CaseCache
+    from tfpanc.evaluate_real import score
     from tfpanc.methods import registry
     from tfpanc.predict import local_pipeline
 
@@ -47,18 +40,21 @@ def main():
         method, info = registry.method_of_run(run)
         predict = local_pipeline(method.call("predictor", run, info, None), method, info, log=lambda s: None)
         cache = CaseCache(info["data_dir"])
-        scores = {"neighbours": [], "copies": []}
+        stacks = {"neighbours": [], "copies": []}
         for case_id in json.loads((Path(run) / "split.json").read_text())["test"]:
             case = cache.case(case_id)
             image, label = np.asarray(case.image), np.asarray(case.label) > 0
             area = label.sum(axis=(0, 1))
             area[[0, -1]] = 0   # a slice needs both neighbours
-            for k in np.argsort(area)[::-1][:args.slices]:
-                for way, values in scores.items():
-                    values.append(slice_dsc(predict, image, label, int(k), tuple(case.spacing), way == "copies"))
-        print(f"{run}: " + ", ".join(f"{way} {100 * np.mean(v):.1f} +- {100 * np.std(v):.1f} %"
-                                     for way, v in scores.items()) + f" ({len(scores['copies'])} slices)",
-              flush=True)
+            for k in [int(k) for k in np.argsort(area)[::-1][:args.slices] if area[k]]:
+                name, spacing = f"{case_id}:{k}", tuple(case.spacing)
+                stacks["neighbours"].append((name, image[:, :, k - 1:k + 2], label[:, :, k - 1:k + 2], spacing))
+                stacks["copies"].append((name, np.repeat(image[:, :, k:k + 1], 3, axis=2),
+                                         np.repeat(label[:, :, k:k + 1], 3, axis=2), spacing))
+        dsc = {way: np.array([row["dsc"] for row in score(predict, cases, "slices", log=lambda s: None)[0]])
+               for way, cases in stacks.items()}
+        print(f"{run}: " + ", ".join(f"{way} {100 * v.mean():.1f} +- {100 * v.std():.1f} %" for way, v in dsc.items())
+              + f" ({len(dsc['copies'])} slices)", flush=True)
 
 
 if __name__ == "__main__":

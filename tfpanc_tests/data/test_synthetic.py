@@ -149,6 +149,13 @@ def test_single_slice_fraction_repeats_the_centre_slice_in_that_share(bank):
     image = always.sample(5)[0]
     assert np.array_equal(image[..., 0], image[..., 2]) and image[..., 1].std() > 0
 
+    class Cached:   # three different slices: a cached sample given as one must show its centre three times
+        def sample(self, index, epoch=0):
+            return np.stack([np.full((32, 32), v, np.float32) for v in (1.0, 2.0, 3.0)], -1), np.zeros((32, 32, 1))
+
+    cached = SyntheticSliceSampler(gen, seed=3, cache_sampler=Cached(), cache_fraction=1.0, single_slice_fraction=1.0)
+    assert np.all(cached.sample(0)[0] == 2.0)
+
 
 def test_best_flip_recovers_a_flipped_shape():
     shape = np.zeros((12, 8, 6), bool)

@@ -57,8 +57,5 @@ class SyntheticSliceSampler:
         single = bool(self.single_slice_fraction) and rng.random() < self.single_slice_fraction
         if self.cache_fraction and rng.random() < self.cache_fraction:
             image, mask = self.cache_sampler.sample(index, epoch)
-        else:
-            image, mask = self.generator.render(rng)
-        if single:
-            image = np.repeat(image[..., 1:2], 3, axis=-1)
-        return image, mask
+            return (np.repeat(image[..., 1:2], 3, axis=-1) if single else image), mask
+        return self.generator.render(rng, single_slice=single)
