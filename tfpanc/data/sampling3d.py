@@ -43,6 +43,13 @@ class PatchSampler(Sampler):
         roi_size: or ``(rx, ry, rz)``: uniform patches are drawn within the
             region of this size centred on the pancreas box (clipped to the
             volume).
+        scale: 0 (none) or ``s > 0``: each axis of a patch is zoomed by its
+            own factor drawn log-uniformly in ``[1/(1+s), 1+s]`` (> 1 zooms
+            in): the patch is read from a box of ``patch / factor`` voxels
+            around the same centre and resized to ``patch`` (image linear,
+            mask linear then >= 0.5), nnU-Net's scale augmentation per axis.
+            The factors are drawn only when ``s > 0``, so samplers without it
+            keep their sample streams.
 
     Outputs ``image (px, py, pz, 1)``, ``mask (px, py, pz, 1)``.
 
@@ -53,8 +60,11 @@ class PatchSampler(Sampler):
     """
 
     def __init__(self, cache, case_ids, patch_size, positive_fraction=0.5, roi_margin=None, seed=0,
-                 normalizer=None, roi_size=None):
+                 normalizer=None, roi_size=None, scale=0.0):
         super().__init__(cache, case_ids, seed, normalizer)
+        self.scale = float(scale)
+        if self.scale < 0:
+            raise ValueError(f"scale must be >= 0, got {scale}")
         self.patch_size = tuple(int(p) for p in patch_size)
         if len(self.patch_size) != 3 or min(self.patch_size) < 1:
             raise ValueError(f"patch_size must be three positive ints, got {patch_size}")
@@ -117,11 +127,21 @@ class PatchSampler(Sampler):
         else:
             start = self._start(np.zeros(3, np.int64), np.asarray(shape) - p, shape, rng)
         box = np.stack([start, start + p], axis=1)
+        factors = None
+        if self.scale > 0:
+            limit = np.log1p(self.scale)
+            factors = np.exp(rng.uniform(-limit, limit, size=3))
+            read = np.maximum(np.rint(p / factors).astype(np.int64), 1)
+            box = centered_box(start + (p - 1) / 2.0, read)
         transform, fill = self._transform(c, case)
-        image = crop_transform(case.image, box, fill, transform)[..., None]
-        mask = crop_transform(case.label, box, 0, None).astype(FLOAT)[..., None]
-        info = {"case_id": self.case_ids[c], "box": box, "positive": positive, "voxel": voxel}
-        return (image, mask), info
+        image = crop_transform(case.image, box, fill, transform)
+        mask = crop_transform(case.label, box, 0, None).astype(FLOAT)
+        if factors is not None:
+            image = resize(image, self.patch_size)[0]
+            mask = resize_label(mask, self.patch_size).astype(FLOAT)
+        info = {"case_id": self.case_ids[c], "box": box, "positive": positive, "voxel": voxel,
+                "scale": factors}
+        return (image[..., None], mask[..., None]), info
 
     def output_signature(self):
         return ((self.patch_size + (1,), FLOAT), (self.patch_size + (1,), FLOAT))

@@ -145,3 +145,32 @@ def test_3d_samplers_need_pancreas(tmp_path):
     assert PatchSampler(cache, cache.case_ids, (4, 4, 4)).sample(0)[0].shape == (4, 4, 4, 1)
     with pytest.raises(ValueError):
         PatchSampler(cache, cache.case_ids, (4, 4))
+
+
+def test_scaled_patches_are_the_resized_box_around_the_same_centre(ct_cache):
+    from tfpanc.data.preprocess import resize, resize_label
+
+    cache, raw = ct_cache
+    patch = (8, 10, 6)
+    plain = PatchSampler(cache, cache.case_ids, patch, positive_fraction=0.5)
+    scaled = PatchSampler(cache, cache.case_ids, patch, positive_fraction=0.5, scale=0.5)
+    factors = []
+    for i in range(20):
+        (x, y), info = scaled.sample_with_info(i)
+        image, label = raw[info["case_id"]]
+        box, f = info["box"], info["scale"]
+        assert x.shape == patch + (1,) and y.shape == patch + (1,)
+        np.testing.assert_array_equal(np.diff(box, axis=1)[:, 0], np.maximum(np.rint(np.array(patch) / f), 1))
+        np.testing.assert_allclose(x[..., 0], resize(crop(window_ct(image), box, fill=0), patch)[0], atol=1e-6)
+        np.testing.assert_array_equal(y[..., 0], resize_label(crop(label, box).astype(np.float32), patch))
+        factors.append(f)
+    factors = np.array(factors)
+    assert factors.min() >= 1 / 1.5 - 1e-9 and factors.max() <= 1.5 + 1e-9
+    assert factors.min() < 0.85 and factors.max() > 1.2
+    # Without scale nothing extra is drawn: the same patches as before the option existed.
+    (x0, _), info0 = plain.sample_with_info(3)
+    (x1, _), info1 = PatchSampler(cache, cache.case_ids, patch, positive_fraction=0.5, scale=0).sample_with_info(3)
+    assert info1["scale"] is None
+    np.testing.assert_array_equal(info0["box"], info1["box"])
+    with pytest.raises(ValueError, match="scale"):
+        PatchSampler(cache, cache.case_ids, patch, scale=-0.1)

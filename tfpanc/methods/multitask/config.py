@@ -68,6 +68,9 @@ class MultitaskConfig(SharedConfig):
     ((64, 64, 16), '16x64x64', (16, 16, 4), (224, 224, 128), 'sgd')
     """
 
+    # Written to flags.cfg only when set: runs recorded before the flag existed resume unchanged.
+    RECORDED_WHEN_SET = SharedConfig.RECORDED_WHEN_SET + ("c1_scale",)
+
     MODELS = ("multitask_dense_unet3d",)
     LOSSES = ("ce_reg",)
 
@@ -88,6 +91,9 @@ class MultitaskConfig(SharedConfig):
     c1_epochs: int = setting(50, "C1 epochs.")
     c1_positive_fraction: float = setting(0.0, "Share of C1 patches centred on a pancreas voxel; the rest are "
                                                "uniform over the volume (paper: uniform, 0).")
+    c1_scale: float = setting(0.0, "C1 scale augmentation: each axis of a training patch zoomed by its own factor "
+                                   "drawn log-uniformly in [1/(1+s), 1+s] (0: none, as the paper, which names "
+                                   "no augmentation).")
     c1_opening: int = setting(1, "Radius in voxels (of the resampled grid) of the binary opening that cleans "
                                  "C1's upsampled mask before its box is taken; 0: none.")
     # C2
@@ -135,7 +141,7 @@ class MultitaskConfig(SharedConfig):
     def validate(self):
         super().validate()
         check_positive(self, ("c1_decimation", "c1_depth", "c1_filters", "levels", "growth", "convs_per_block"))
-        check_not_negative(self, ("c1_epochs", "c2_epochs", "c1_opening"))
+        check_not_negative(self, ("c1_epochs", "c2_epochs", "c1_opening", "c1_scale"))
         if self.c1_convs not in (1, 2):
             raise InputError("--c1_convs", f"must be 1 or 2 (the paper's C1 blocks), got {self.c1_convs}")
         if self.levels < 2:

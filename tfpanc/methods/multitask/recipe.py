@@ -47,7 +47,8 @@ from tfpanc.training.stages import train_stages
 
 VALIDATION_SAMPLES = 8
 INITIALIZER = "glorot_uniform"  # Xavier, Sec. III-C
-_C1_FLAGS = ("c1_decimation", "c1_depth", "c1_filters", "c1_convs", "c1_patch", "c1_epochs", "c1_positive_fraction")
+_C1_FLAGS = ("c1_decimation", "c1_depth", "c1_filters", "c1_convs", "c1_patch", "c1_epochs", "c1_positive_fraction",
+             "c1_scale")
 _C2_FLAGS = ("levels", "growth", "convs_per_block", "dense", "feature_consistency", "skeleton", "lambda_seg",
              "lambda_reg", "patch", "region", "positive_fraction", "c2_epochs", "filters")
 # Test-time settings: changing them retrains nothing.
@@ -125,15 +126,16 @@ def train_c1(cfg, run, log, data, volumes):
     c1_volumes = decimated_cache(volumes, data.train_ids + data.val_ids, cfg.c1_decimation,
                                  derived_folder(cfg) / f"decimated_{cfg.c1_decimation}", log)
 
-    def sampler(ids, seed=cfg.seed):
+    def sampler(ids, seed=cfg.seed, scale=0.0):
         return PatchSampler(c1_volumes, ids, cfg.c1_patch, positive_fraction=cfg.c1_positive_fraction,
-                            seed=seed, normalizer=MeanMaxNormalizer())
+                            seed=seed, normalizer=MeanMaxNormalizer(), scale=scale)
 
     config = c1_model_config(cfg)
     model = build_c1(config)
     val = _validation(lambda ids: sampler(ids, cfg.seed + 1), data.val_ids, log, "c1")
     fit_phase(cfg, run, log, "c1", model, MultitaskLoss(lambda_seg=cfg.lambda_seg), cfg.learning_rate,
-              make_input(sampler(data.train_ids), cfg.batch_size, cfg.steps_per_epoch), cfg.c1_epochs,
+              make_input(sampler(data.train_ids, scale=cfg.c1_scale), cfg.batch_size, cfg.steps_per_epoch),
+              cfg.c1_epochs,
               val=val, optimizer=optimizer_factory(cfg))
     return {"weights": run.weights_path("c1").name, "model": config}
 

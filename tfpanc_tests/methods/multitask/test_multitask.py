@@ -93,7 +93,7 @@ def test_paper_sizes_and_bad_settings(tmp_path):
         parse_paper_size("4x16", "--steps")
     for kw, flag in ((dict(patch=(64, 64, 12)), "--patch"), (dict(region=(32, 32, 8)), "--region"),
                      (dict(c1_convs=3), "--c1_convs"), (dict(final_learning_rate=1.0), "--final_learning_rate"),
-                     (dict(crf_sigma_alpha=(3.0, 0.0, 3.0)), "--crf_sigma_alpha")):
+                     (dict(crf_sigma_alpha=(3.0, 0.0, 3.0)), "--crf_sigma_alpha"), (dict(c1_scale=-0.1), "--c1_scale")):
         with pytest.raises(InputError, match=flag):
             MultitaskConfig(model_dir=str(tmp_path / "r"), **kw)
 
