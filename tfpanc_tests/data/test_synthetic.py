@@ -64,9 +64,11 @@ def test_random_prior_stays_in_its_range_and_keeps_air():
 def test_parse_steps_orders_and_refuses_unknown():
     assert parse_steps("deformation,intensity") == ("intensity", "deformation")
     assert parse_steps("none") == () and parse_steps("") == ()
-    assert parse_steps(",".join(STEPS)) == STEPS
+    assert parse_steps(",".join(STEPS[1:])) == STEPS[1:] and STEPS[0] == "contrast"
     with pytest.raises(InputError, match="--synthetic_steps"):
         parse_steps("intensity,colour")
+    with pytest.raises(InputError, match="contrast"):
+        parse_steps("contrast,intensity")
 
 
 def test_acquisition_ranges():
@@ -117,6 +119,17 @@ def test_intensity_step_varies_the_pancreas(bank):
             values.append(np.median(image[..., 1][mask[..., 0] > 0]) * 2000 - 1000)
     assert np.ptp(values) > 100
 
+
+def test_contrast_step_draws_the_pancreas_from_the_prior_alone(bank):
+    gen = SliceGenerator(bank, ("contrast",), size=64, positive_fraction=1.0, window=(-1000.0, 1000.0))
+    values = []
+    for i in range(16):
+        image, mask = gen.render(np.random.default_rng(i))
+        if mask.sum() > 20:
+            values.append(np.median(image[..., 1][mask[..., 0] > 0]) * 2000 - 1000)
+    # Non-contrast to portal venous, fatty glands pulled towards fat; never the random half's extremes.
+    assert np.ptp(values) > 30
+    assert min(values) > -150 and max(values) < 220
 
 def test_sampler_is_seeded_by_index_and_epoch_and_mixes_the_cache(bank):
     gen = SliceGenerator(bank, ("intensity",), size=32)

@@ -13,6 +13,10 @@ steps of the ablation ladder switch groups of this on (:data:`STEPS`):
 * ``intensity``: half of the samples from the coupled contrast-phase prior,
   half fully random (:mod:`tfpanc.data.synthetic.intensity`), random
   texture strength and a smooth within-tissue field;
+* ``contrast`` (instead of ``intensity``): every sample from the
+  contrast-phase prior alone, with the phantom's texture: CT-to-CT
+  transfer without SynthSeg's fully random half, which teaches contrasts
+  no CT scanner makes;
 * ``resolution``: slice thickness 0.5-5 mm (spacing 70-100 % of it), PSF
   sigma 0.3-1.0 mm, noise 3-35 HU, an additive bias field up to 25 HU and a
   random linear window (gain 0.9-1.1, offset +-25 HU). The scan's in-plane
@@ -47,7 +51,7 @@ from tfpanc.data.phantom.tissues import Tissue, value_table
 from tfpanc.data.synthetic import intensity
 from tfpanc.errors import InputError
 
-STEPS = ("intensity", "resolution", "deformation", "shapes")
+STEPS = ("contrast", "intensity", "resolution", "deformation", "shapes")
 OUTPUT_SPACING = 400.0 / 256  # mm: the in-plane pixel of tfpanc's 256 x 256 phantom slices
 PHANTOM_SLICE_MM = 2.0
 PHANTOM_PSF_MM = 0.45
@@ -61,6 +65,9 @@ def parse_steps(text):
     if unknown:
         raise InputError("--synthetic_steps", f"unknown step(s) {', '.join(unknown)}; choose from "
                          f"{', '.join(STEPS)} or none")
+    if "contrast" in names and "intensity" in names:
+        raise InputError("--synthetic_steps", "give contrast (the prior alone) or intensity (prior and "
+                         "random), not both")
     return tuple(s for s in STEPS if s in names)
 
 
@@ -179,6 +186,9 @@ class SliceGenerator:
         return xy, z + rng.uniform(-0.5, 0.5) * sp[2]
 
     def _lookup(self, rng):
+        if "contrast" in self.steps:
+            return intensity.realistic_values(rng), intensity.texture_gains(rng, False), \
+                intensity.subclass_gains(rng, False)
         if "intensity" not in self.steps:
             return value_table(rng, "ct"), intensity.texture_gains(rng, False), intensity.subclass_gains(rng, False)
         lut = intensity.realistic_values(rng) if rng.random() < 0.5 else intensity.random_values(rng)

@@ -74,7 +74,9 @@ class CaiConfig(SharedConfig):
                                 choices=("cache", "synthetic"))
     synthetic_steps: str = setting("intensity,resolution,deformation",
                                    "Randomisation steps of --train_images=synthetic, comma list of "
-                                   "intensity, resolution, deformation, shapes (shapes: procedural gland "
+                                   "intensity, resolution, deformation, shapes (contrast instead of "
+                                   "intensity: the contrast-phase HU prior alone, without the random half; "
+                                   "shapes: procedural gland "
                                    "variety, and the glands of --shape_dir when given), or none (the "
                                    "phantom's own look).")
     synthetic_bank: str = setting("cache/synthetic_bank", "Anatomy bank folder; built there on first use.")
