@@ -99,37 +99,33 @@ def test_render_is_seeded_and_labels_the_pancreas(bank, steps):
     assert positives >= 9   # slices drawn through the gland; a few crop it off at the edge
 
 
-def test_phantom_look_puts_the_pancreas_at_its_hu(bank):
-    gen = SliceGenerator(bank, (), size=64, positive_fraction=1.0, window=(-1000.0, 1000.0))
+def _pancreas_hu(bank, steps, samples):
+    """Median HU inside the gland of each of ``samples`` rendered slices holding more than 20 pixels of it."""
+    gen = SliceGenerator(bank, steps, size=64, positive_fraction=1.0, window=(-1000.0, 1000.0))
     values = []
-    for i in range(10):
+    for i in range(samples):
         image, mask = gen.render(np.random.default_rng(i))
         core = mask[..., 0] > 0
         if core.sum() > 20:
             values.append(np.median(image[..., 1][core]) * 2000 - 1000)
+    return values
+
+
+def test_phantom_look_puts_the_pancreas_at_its_hu(bank):
+    values = _pancreas_hu(bank, (), 10)
     assert values and 60 < np.median(values) < 130   # the phantom pancreas: ~100 HU, partial volume at edges
 
 
 def test_intensity_step_varies_the_pancreas(bank):
-    gen = SliceGenerator(bank, ("intensity",), size=64, positive_fraction=1.0, window=(-1000.0, 1000.0))
-    values = []
-    for i in range(16):
-        image, mask = gen.render(np.random.default_rng(i))
-        if mask.sum() > 20:
-            values.append(np.median(image[..., 1][mask[..., 0] > 0]) * 2000 - 1000)
-    assert np.ptp(values) > 100
+    assert np.ptp(_pancreas_hu(bank, ("intensity",), 16)) > 100
 
 
 def test_contrast_step_draws_the_pancreas_from_the_prior_alone(bank):
-    gen = SliceGenerator(bank, ("contrast",), size=64, positive_fraction=1.0, window=(-1000.0, 1000.0))
-    values = []
-    for i in range(16):
-        image, mask = gen.render(np.random.default_rng(i))
-        if mask.sum() > 20:
-            values.append(np.median(image[..., 1][mask[..., 0] > 0]) * 2000 - 1000)
+    values = _pancreas_hu(bank, ("contrast",), 16)
     # Non-contrast to portal venous, fatty glands pulled towards fat; never the random half's extremes.
     assert np.ptp(values) > 30
     assert min(values) > -150 and max(values) < 220
+
 
 def test_sampler_is_seeded_by_index_and_epoch_and_mixes_the_cache(bank):
     gen = SliceGenerator(bank, ("intensity",), size=32)
