@@ -120,7 +120,8 @@ def written_together(folder=None):
         os.replace(tmp, path)
 
 
-def _process_alive(pid):
+def process_alive(pid):
+    """Whether process ``pid`` of this machine runs (another user's counts as running)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -143,7 +144,7 @@ def sweep_temporaries(folder, recursive=False):
     removed = []
     for entry in (folder.rglob(".*") if recursive else folder.glob(".*")):
         match = _TEMPORARY.match(entry.name)
-        if match and entry.is_file() and not _process_alive(int(match.group(1))):
+        if match and entry.is_file() and not process_alive(int(match.group(1))):
             try:
                 entry.unlink()
                 removed.append(entry)

@@ -91,7 +91,6 @@ def run_training(method, cfg, log=None):
     worker trains in a private copy of it and returns None.
     """
     from tfpanc.training import distribution
-    from tfpanc.training.fit import start_training
 
     plan = distribution.plan(cfg)  # a user mistake ends here or in check_data, before the run folder is made
     if plan.cluster is not None and plan.cluster.index > 0:
@@ -105,6 +104,14 @@ def run_training(method, cfg, log=None):
     check_writable(cfg.model_dir, "--model_dir", folder_output=True)
     dist = distribution.setup(plan)  # devices first: before TensorFlow runs an op
     run = RunDir(cfg.model_dir)
+    with run.lock():
+        return _train_locked(method, cfg, run, dist, raw, log)
+
+
+def _train_locked(method, cfg, run, dist, raw, log):
+    from tfpanc.training import distribution
+    from tfpanc.training.fit import start_training
+
     run.create(cfg.to_flagfile())
     log = log or RunLog(run.path / "train.log")
     import keras

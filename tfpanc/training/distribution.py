@@ -418,6 +418,8 @@ def worker_run_dir(model_dir, scratch):
     TensorBoard logs left out); returns ``scratch``."""
     import shutil
 
+    from tfpanc.training.run_dir import LOCK_FILE
+
     shutil.copytree(model_dir, scratch, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("eval", "tensorboard"))
+                    ignore=shutil.ignore_patterns("eval", "tensorboard", LOCK_FILE))
     return scratch

@@ -12,15 +12,19 @@ where it stopped.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
 from pathlib import Path
 
-from tfpanc.result_files import read_json, sweep_temporaries, write_json as _write_json, write_with
+from tfpanc.result_files import process_alive, read_json, sweep_temporaries, write_json as _write_json, write_with
 from tfpanc.errors import InputError
 from tfpanc.flags import RUN_ONLY_SETTINGS, training_lines
 
 STATE_FILE = "state.json"
 RUN_FILE = "run.json"
 FLAGS_FILE = "flags.cfg"
+LOCK_FILE = "train.lock"
 LEGACY_PIPELINE_FILE = "pipeline.json"  # zhou pipelines before every run.json named its method
 
 
@@ -57,6 +61,42 @@ class RunDir:
             raise InputError(previous, "this run was started with other flags; use a new --model_dir "
                              "or the same flags to resume")
         previous.write_text(flagfile_text)
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Holds ``train.lock`` while a training writes the run; a second training of it is refused.
+
+        Two trainings of one ``--model_dir`` at once would interleave their
+        phases, weights and ``state.json`` without an error. The lock names
+        the process and host; a lock left by a process of this host that no
+        longer runs (a killed training) is taken over, one of another host
+        is refused (its process cannot be checked from here).
+        """
+        self.path.mkdir(parents=True, exist_ok=True)
+        path = self.path / LOCK_FILE
+        mine = f"{os.getpid()} {socket.gethostname()}"
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                holder = _lock_holder(path)
+                if holder is not None:
+                    raise InputError(self.path, f"another training ({holder}) is writing this run; wait for "
+                                     f"it, or use another --model_dir (delete {LOCK_FILE} if none runs)") from None
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()  # left by a training of this host that is gone
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(mine)
+            break
+        else:
+            raise InputError(path, "could not be taken: another training is starting in this run folder")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                if path.read_text() == mine:
+                    path.unlink()
 
     def state(self):
         path = self.path / STATE_FILE
@@ -108,6 +148,18 @@ class RunDir:
         if not isinstance(info, dict):
             raise InputError(path, "is not a tfpanc run record")
         return info
+
+
+def _lock_holder(path):
+    """``"pid N on HOST"`` of a lock whose training may still run, or None for a stale one."""
+    try:
+        pid, host = path.read_text().split()
+        pid = int(pid)
+    except (OSError, ValueError):
+        return None  # half-written or emptied: its writer died before it wrote its name
+    if host == socket.gethostname() and not process_alive(pid):
+        return None
+    return f"pid {pid} on {host}"
 
 
 def load_weights(model, path):
