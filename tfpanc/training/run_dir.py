@@ -75,22 +75,16 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         path = self.path / LOCK_FILE
         mine = f"{os.getpid()} {socket.gethostname()}"
-        for _ in range(2):
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                holder = _lock_holder(path)
-                if holder is not None:
-                    raise InputError(self.path, f"another training ({holder}) is writing this run; wait for "
-                                     f"it, or use another --model_dir (delete {LOCK_FILE} if none runs)") from None
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()  # left by a training of this host that is gone
-                continue
-            with os.fdopen(fd, "w") as f:
-                f.write(mine)
-            break
-        else:
-            raise InputError(path, "could not be taken: another training is starting in this run folder")
+        if path.exists() and _lock_holder(path) is None:
+            path.unlink(missing_ok=True)  # left by a training of this host that is gone
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            holder = _lock_holder(path) or "one starting now"
+            raise InputError(self.path, f"another training ({holder}) is writing this run; wait for it, or use "
+                             f"another --model_dir (delete {LOCK_FILE} if none runs)") from None
+        with os.fdopen(fd, "w") as f:
+            f.write(mine)
         try:
             yield
         finally:

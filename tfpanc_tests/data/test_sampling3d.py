@@ -167,10 +167,10 @@ def test_scaled_patches_are_the_resized_box_around_the_same_centre(ct_cache):
     factors = np.array(factors)
     assert factors.min() >= 1 / 1.5 - 1e-9 and factors.max() <= 1.5 + 1e-9
     assert factors.min() < 0.85 and factors.max() > 1.2
-    # Without scale nothing extra is drawn: the same patches as before the option existed.
+    # Scale 0 is the plain sampler: no factors, the patch read as it is.
     (x0, _), info0 = plain.sample_with_info(3)
     (x1, _), info1 = PatchSampler(cache, cache.case_ids, patch, positive_fraction=0.5, scale=0).sample_with_info(3)
-    assert info1["scale"] is None
-    np.testing.assert_array_equal(info0["box"], info1["box"])
+    assert info1["scale"] is None and info0["scale"] is None
+    np.testing.assert_array_equal(x0, x1)
     with pytest.raises(ValueError, match="scale"):
         PatchSampler(cache, cache.case_ids, patch, scale=-0.1)

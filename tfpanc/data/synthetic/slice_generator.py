@@ -186,13 +186,14 @@ class SliceGenerator:
         return xy, z + rng.uniform(-0.5, 0.5) * sp[2]
 
     def _lookup(self, rng):
+        randomised = "intensity" in self.steps
         if "contrast" in self.steps:
-            return intensity.realistic_values(rng), intensity.texture_gains(rng, False), \
-                intensity.subclass_gains(rng, False)
-        if "intensity" not in self.steps:
-            return value_table(rng, "ct"), intensity.texture_gains(rng, False), intensity.subclass_gains(rng, False)
-        lut = intensity.realistic_values(rng) if rng.random() < 0.5 else intensity.random_values(rng)
-        return lut, intensity.texture_gains(rng, True), intensity.subclass_gains(rng, True)
+            lut = intensity.realistic_values(rng)
+        elif randomised:
+            lut = intensity.realistic_values(rng) if rng.random() < 0.5 else intensity.random_values(rng)
+        else:
+            lut = value_table(rng, "ct")
+        return lut, intensity.texture_gains(rng, randomised), intensity.subclass_gains(rng, randomised)
 
     def render(self, rng, single_slice=False):
         """``(image (size, size, 3) float32 in [0, 1], mask (size, size, 1) float32)``.
