@@ -25,6 +25,10 @@ that never saw a real image segment real scans? Two folder layouts:
   (a TotalSegmentator subject folder); subfolders are searched one level
   deep. Read with :func:`tfpanc.data.io.load_volume` into RAS+.
 
+Several ``--model_dir`` runs (comma-separated, one method) are scored as
+``predict``'s ensemble: the voxels more than half of them mark
+(:mod:`tfpanc.inference.ensemble`); ``--output_dir`` is then required.
+
 Prediction is ``predict``'s own pipeline (body crop, the run's training
 spacing). Outputs, written together: ``O/per_case.csv`` (case, dsc,
 precision, recall, predicted and labelled pixels), ``O/summary.json``
@@ -51,11 +55,12 @@ from tfpanc.result_files import sweep_temporaries, write_csv_rows, write_json, w
 
 
 def define_flags(fv):
-    flags.DEFINE_string("model_dir", None, "A finished training run.", flag_values=fv)
+    flags.DEFINE_list("model_dir", None, "A finished training run, or several runs of one method "
+                      "(comma-separated) scored as an ensemble (the voxels most of them mark).", flag_values=fv)
     flags.DEFINE_string("real_dir", None, "Folder of real labelled slices or volumes (see the module doc).",
                         flag_values=fv)
     flags.DEFINE_string("output_dir", None, "Where per_case.csv and summary.json go; default "
-                        "<model_dir>/real/<real_dir's name>.", flag_values=fv)
+                        "<model_dir>/real/<real_dir's name> (required for an ensemble).", flag_values=fv)
     flags.DEFINE_float("slice_spacing", 0.78, "In-plane pixel (mm) of .npy slices, which store none.",
                        flag_values=fv)
     flags.DEFINE_float("slice_thickness", 2.0, "Slice thickness (mm) given to .npy slices.", flag_values=fv)
@@ -180,15 +185,15 @@ def main(argv, fv):
     for name in ("slice_spacing", "slice_thickness"):
         if not fv[name].value > 0:
             raise InputError(f"--{name}", f"must be positive, got {fv[name].value}")
-    from tfpanc.methods import registry
-    from tfpanc.predict import local_pipeline
+    from tfpanc.predict import load_runs, local_predictor
 
-    method, info = registry.method_of_run(fv.model_dir)
+    if len(fv.model_dir) > 1 and not fv.output_dir:
+        raise InputError("--output_dir", "is required with several --model_dir runs (an ensemble has no run folder)")
+    runs = load_runs(fv.model_dir)
     cases, kind = find_cases(fv.real_dir, fv.slice_spacing, fv.slice_thickness)
-    out = Path(fv.output_dir or Path(fv.model_dir) / "real" / Path(fv.real_dir).resolve().name)
-    predict = local_pipeline(method.call("predictor", fv.model_dir, info, None), method, info, log=lambda s: None)
-    rows, summary, views = score(predict, cases, kind)
-    summary.update({"model_dir": str(fv.model_dir), "real_dir": str(fv.real_dir),
+    out = Path(fv.output_dir or Path(fv.model_dir[0]) / "real" / Path(fv.real_dir).resolve().name)
+    rows, summary, views = score(local_predictor(runs, log=lambda s: None), cases, kind)
+    summary.update({"model_dir": ",".join(fv.model_dir), "real_dir": str(fv.real_dir),
                     "slice_spacing": fv.slice_spacing if kind == "slices" else None})
     sweep_temporaries(out)
     with written_together(folder=out):

@@ -13,6 +13,11 @@ volume in mL is printed per input. Input that cannot be used gets a one-line
 error and a non-zero exit, and no output file is written; outputs that
 overlap the inputs or each other are refused before any work.
 
+``--model_dir=A,B,C`` predicts with several runs of one method (the folds of
+a cross-validation, or seeds): each predicts the input through its own
+pipeline and a voxel is pancreas where more than half of them mark it
+(:mod:`tfpanc.inference.ensemble`); ``--probabilities`` writes their mean.
+
 The run's ``run.json`` names its method; the method's predictor (from
 :mod:`tfpanc.methods.registry`) does the work, and the method's own flags
 apply: cai ``--threshold``; zhou (a pipeline directory) ``--max_rounds`` and
@@ -56,6 +61,7 @@ from tfpanc.data import io
 from tfpanc.data.layouts import strip_suffix
 from tfpanc.errors import InputError
 from tfpanc.inference.body_crop import predict_in_body
+from tfpanc.inference.ensemble import check_runs, majority_predictor
 from tfpanc.inference.precision import PRECISIONS, compute_precision
 from tfpanc.inference.preview import write_preview
 from tfpanc.inference.progress import reporting
@@ -66,7 +72,9 @@ from tfpanc.result_files import sweep_temporaries, written_together
 
 
 def define_flags(fv):
-    flags.DEFINE_string("model_dir", None, "A finished training run (holds run.json).", flag_values=fv)
+    flags.DEFINE_list("model_dir", None, "A finished training run (holds run.json), or several runs of one "
+                      "method, comma-separated, predicting as an ensemble (the voxels most of them mark).",
+                      flag_values=fv)
     flags.DEFINE_string("input", None, "CT/MRI file, DICOM series folder, or folder of image files.",
                         flag_values=fv)
     flags.DEFINE_string("output", None, "Mask file (.nii.gz, .nii, .mha, .nrrd), or a folder for a folder "
@@ -228,6 +236,20 @@ def local_pipeline(predict, method, info, body_crop=True, resample=True, log=pri
     return predict
 
 
+def load_runs(model_dirs, flag="--model_dir"):
+    """``[(run_dir, method, info)]`` of one run or an ensemble's runs (one method, one modality)."""
+    runs = [(run_dir, *registry.method_of_run(run_dir)) for run_dir in model_dirs]
+    check_runs(runs, flag)
+    return runs
+
+
+def local_predictor(runs, options=None, body_crop=True, resample=True, log=print):
+    """The predictor of :func:`load_runs`' runs, each inside :func:`local_pipeline`; several vote."""
+    return majority_predictor(
+        local_pipeline(method.call("predictor", run_dir, info, options), method, info, body_crop, resample, log)
+        for run_dir, method, info in runs)
+
+
 def warn_if_off_range(image, info, image_path, log=print):
     """A one-line warning when a CT run gets an input that cannot be HU (nothing below 0: an MR volume?)."""
     if info.get("modality") == "ct" and image.size and float(np.min(image)) >= 0:
@@ -293,7 +315,8 @@ def main(argv, fv):
     connect = _serving_client(fv) if fv.server else None
     jobs = plan_jobs(fv.input, fv.output, fv.probabilities, fv.preview)
     if connect is None:
-        method, info = registry.method_of_run(fv.model_dir)
+        runs = load_runs(fv.model_dir)
+        _, method, info = runs[0]
         options = registry.options_from_flags(method, "predict", fv)
     # The first input is read before Keras is imported and the models are built: a bad file fails fast.
     first = load_input(jobs[0].source, fv.series_uid)
@@ -305,8 +328,7 @@ def main(argv, fv):
             server.close()
         return
     with compute_precision(fv.precision):  # the networks are built, and run, in it
-        predict = method.call("predictor", fv.model_dir, info, options)
-        predict_all(local_pipeline(predict, method, info, fv.body_crop, fv.resample), jobs, first, fv, info)
+        predict_all(local_predictor(runs, options, fv.body_crop, fv.resample), jobs, first, fv, info)
 
 
 if __name__ == "__main__":

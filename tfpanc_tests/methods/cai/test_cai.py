@@ -91,3 +91,32 @@ def test_predict_cli_bad_input_one_line_no_output(trained, tmp_path):
     assert out.returncode != 0 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path / 'bad.nii.gz'}: cannot read NIfTI")
     assert not (tmp_path / "mask.nii.gz").exists()
+
+
+def test_predict_cli_ensemble_of_runs(trained, tmp_path):
+    """Two copies of one run vote to that run's own mask; a run of another modality is refused."""
+    import shutil
+
+    from tfpanc import cli, predict
+
+    root, _, run, _ = trained
+    case = cache_lib.CaseCache(root / "cache").case("case_1")
+    nib.save(nib.Nifti1Image(np.asarray(case.image), np.diag([1.5, 1.5, 2.5, 1])), str(tmp_path / "ct.nii.gz"))
+    copy = shutil.copytree(run.path, tmp_path / "copy")
+
+    def masks(model_dirs, name):
+        args = [f"--model_dir={','.join(map(str, model_dirs))}", f"--input={tmp_path / 'ct.nii.gz'}",
+                f"--output={tmp_path / name}.nii.gz", f"--probabilities={tmp_path / name}_prob.nii.gz",
+                "--noprogress"]
+        assert cli.invoke(predict.define_flags, predict.main, args) == 0
+        return [np.asarray(nib.load(str(tmp_path / f)).dataobj) for f in (f"{name}.nii.gz", f"{name}_prob.nii.gz")]
+
+    alone, together = masks([run.path], "alone"), masks([run.path, copy], "together")
+    assert alone[0].any() and np.array_equal(alone[0], together[0])
+    np.testing.assert_allclose(alone[1], together[1], atol=1e-6)
+
+    info = json.loads((copy / "run.json").read_text())
+    (copy / "run.json").write_text(json.dumps({**info, "modality": "mr"}))
+    args = [f"--model_dir={run.path},{copy}", f"--input={tmp_path / 'ct.nii.gz'}", f"--output={tmp_path / 'x.nii.gz'}"]
+    assert cli.invoke(predict.define_flags, predict.main, args) != 0
+    assert not (tmp_path / "x.nii.gz").exists()

@@ -157,3 +157,23 @@ def test_slice_without_mask_is_one_line(tmp_path):
         list(cases)
     with pytest.raises(InputError, match="--real_dir"):
         evaluate_real.find_cases(tmp_path, 0.8, 2.0)
+
+
+def test_evaluate_real_scores_an_ensemble(trained, tmp_path):
+    """Two copies of the run score what the run scores alone; without --output_dir it is one line."""
+    import shutil
+
+    root, run, _, _ = trained
+    _nih_like_folder(tmp_path / "real", root / "cache")
+    copy = shutil.copytree(run.path, tmp_path / "copy", ignore=shutil.ignore_patterns("real"))
+    base = [f"--real_dir={tmp_path / 'real'}", f"--slice_spacing={GRID[0]}", "--nofigure"]
+    assert cli.invoke(evaluate_real.define_flags, evaluate_real.main,
+                      [f"--model_dir={run.path}", f"--output_dir={tmp_path / 'alone'}", *base]) == 0
+    assert cli.invoke(evaluate_real.define_flags, evaluate_real.main,
+                      [f"--model_dir={run.path},{copy}", *base]) != 0
+    assert cli.invoke(evaluate_real.define_flags, evaluate_real.main,
+                      [f"--model_dir={run.path},{copy}", f"--output_dir={tmp_path / 'both'}", *base]) == 0
+    alone, both = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("alone", "both"))
+    assert both["model_dir"] == f"{run.path},{copy}"
+    assert (tmp_path / "alone" / "per_case.csv").read_text() == (tmp_path / "both" / "per_case.csv").read_text()
+    assert alone["dsc_mean"] == both["dsc_mean"]
