@@ -141,8 +141,38 @@ def _tensorboard(log_dir):
     return [keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False)]
 
 
+class AdamWithWeightAverage(keras.optimizers.Adam):
+    """Adam that keeps an exponential moving average of the weights (Keras' ``use_ema``) and copies it
+    into the model only when :meth:`copy_average_into` is called.
+
+    Keras copies the average at the end of every ``fit`` call; a phase
+    resumed mid-epoch calls ``fit`` twice, and the second would then train
+    on from the average instead of the weights an uninterrupted run has.
+    The average itself is an optimizer variable, so the step backups hold it.
+
+    Args:
+        learning_rate: a float or schedule, as Adam's.
+        ema_momentum: the average's momentum per step (0.998: about the last 500 steps).
+
+    Example:
+    >>> opt = AdamWithWeightAverage(1e-3, ema_momentum=0.99)
+    >>> opt.use_ema, opt.ema_momentum
+    (True, 0.99)
+    """
+
+    def __init__(self, learning_rate=1e-3, ema_momentum=0.99, **kwargs):
+        kwargs.pop("use_ema", None)
+        super().__init__(learning_rate, use_ema=True, ema_momentum=ema_momentum, **kwargs)
+
+    def finalize_variable_values(self, var_list):
+        """Left to :meth:`copy_average_into` (Keras calls this at the end of each ``fit``)."""
+
+    def copy_average_into(self, var_list):
+        super().finalize_variable_values(var_list)
+
+
 def fit_phase(cfg, run, log, phase, model, loss, learning_rate, data, epochs, extra=None, val=None,
-              callbacks=(), optimizer=None):
+              callbacks=(), optimizer=None, weight_average=0.0):
     """Trains one named phase, or loads its weights when it finished before.
 
     A phase cut short (a kill, a preemption) resumes from its backup at the
@@ -156,6 +186,10 @@ def fit_phase(cfg, run, log, phase, model, loss, learning_rate, data, epochs, ex
         optimizer: ``(learning_rate, epochs, steps_per_epoch) -> keras optimizer``
             for a paper's own optimiser and schedule; default Adam with
             :func:`learning_rate_schedule`.
+        weight_average: momentum of an exponential moving average of the
+            weights over the phase (default Adam only), which becomes the
+            phase's weights at its end; 0: none. Validation DSC is of the
+            current weights, not the average.
 
     Returns:
         the number of epochs run, or None when the phase was already done.
@@ -173,7 +207,12 @@ def fit_phase(cfg, run, log, phase, model, loss, learning_rate, data, epochs, ex
     compile_args = {"jit_compile": cfg.jit_compile} if keras.backend.backend() == "tensorflow" else {}
     if getattr(cfg, "sync_batchnorm", False) and distribution.active().replicas > 1:
         distribution.synchronize_batchnorm(model)
-    if optimizer is None:
+    if weight_average and optimizer is not None:
+        raise ValueError("weight_average applies to the default Adam only")
+    if weight_average:
+        opt = AdamWithWeightAverage(learning_rate_schedule(learning_rate, epochs, cfg.steps_per_epoch),
+                                    ema_momentum=weight_average)
+    elif optimizer is None:
         opt = keras.optimizers.Adam(learning_rate_schedule(learning_rate, epochs, cfg.steps_per_epoch))
     else:
         opt = optimizer(learning_rate, epochs, cfg.steps_per_epoch)
@@ -211,6 +250,9 @@ def fit_phase(cfg, run, log, phase, model, loss, learning_rate, data, epochs, ex
         if epoch < epochs and not backup.stopped:
             model.fit(data.stream(epoch * steps), initial_epoch=epoch, epochs=epochs, steps_per_epoch=steps,
                       callbacks=cbs, verbose=cfg.verbose, shuffle=False)
+    if weight_average:
+        opt.copy_average_into(model.trainable_variables)
+        log(f"{phase}: weights are the moving average of the phase's steps (momentum {weight_average:g})")
     run.save_weights(model, phase)
     last = backup.epoch_logs[-1] if backup.epoch_logs else {}
     run.mark_done(phase, epochs=len(backup.epoch_logs), **last)

@@ -152,3 +152,51 @@ def test_a_kill_between_the_backup_and_the_history_row_keeps_the_epoch(tmp_path)
     assert n == 2 and steps.steps == STEPS  # epoch 1 was not trained again
     assert [e for e, _ in _losses(run)] == ["1", "2"]
     assert any("p epoch 1:" in x and "from the backup" in x for x in lines), lines
+
+
+class WeightsPerStep(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.kernels = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.kernels.append(np.array(self.model.get_weights()[0]))
+
+
+def _averaged_phase(run_dir, interrupt=None, callbacks=()):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(1, kernel_initializer="zeros")(inputs))
+    run, lines = RunDir(run_dir), []
+    run.path.mkdir(parents=True, exist_ok=True)
+    try:
+        fit_phase(Cfg(), run, lines.append, "p", model, "mse", 1e-1, make_input(LinearSampler(), 4, STEPS), 3,
+                  callbacks=[*callbacks, interrupt or Interrupt()], weight_average=0.9)
+    except KeyboardInterrupt:
+        return None, run, lines
+    return model, run, lines
+
+
+def test_weight_average_is_the_moving_average_of_the_steps(tmp_path):
+    steps = WeightsPerStep()
+    model, run, lines = _averaged_phase(tmp_path / "run", callbacks=[steps])
+    average = steps.kernels[0]
+    for kernel in steps.kernels[1:]:
+        average = 0.9 * average + 0.1 * kernel
+    assert len(steps.kernels) == 3 * STEPS
+    np.testing.assert_allclose(model.get_weights()[0], average, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(average, steps.kernels[-1], atol=1e-3)   # the average is not the last step
+    saved = keras.Model.from_config(model.get_config())
+    saved.load_weights(run.weights_path("p"))
+    np.testing.assert_allclose(saved.get_weights()[0], average, rtol=1e-5, atol=1e-6)
+    assert any("moving average" in line for line in lines)
+
+
+def test_weight_average_resumes_mid_epoch_as_the_uninterrupted_phase(tmp_path):
+    whole, _, _ = _averaged_phase(tmp_path / "whole")
+    killed, run, _ = _averaged_phase(tmp_path / "killed", interrupt=Interrupt(at=(1, 5)))
+    assert killed is None and read_resume_point(run.backup_dir("p")).step == 4
+    resumed, _, lines = _averaged_phase(tmp_path / "killed")
+    assert any("resuming at epoch 2, step 4" in x for x in lines)
+    for a, b in zip(whole.get_weights(), resumed.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -50,8 +50,9 @@ class CaiConfig(SharedConfig):
 
     MODELS = MODELS
     LOSSES = LOSSES
-    # pnet_final_learning_rate came later: recorded only when set, so earlier runs' flag files still match.
-    RECORDED_WHEN_SET = SharedConfig.RECORDED_WHEN_SET + SYNTHETIC_SETTINGS + ("pnet_final_learning_rate",)
+    # These came later: recorded only when set, so earlier runs' flag files still match.
+    RECORDED_WHEN_SET = SharedConfig.RECORDED_WHEN_SET + SYNTHETIC_SETTINGS + ("pnet_final_learning_rate",
+                                                                               "pnet_final_weight_average")
 
     method: str = setting("cai", "Paper whose recipe to run.")
     num_units: int = setting(5, "PNet-MSA units K (grown from 1).")
@@ -61,6 +62,9 @@ class CaiConfig(SharedConfig):
     pnet_final_learning_rate: float = setting(0.0, "Peak Adam learning rate of that final phase (pnet_final); "
                                                    "0: --learning_rate. Lower it where the fused output "
                                                    "collapses to all background in that phase.")
+    pnet_final_weight_average: float = setting(0.0, "Momentum per step of an exponential moving average of the "
+                                                    "weights over that final phase, which becomes its weights "
+                                                    "(0: none; 0.998 spans about its last 500 steps).")
     growth_patience: int = setting(2, "Epochs without min-delta improvement of L_K before unit K+1 is added.")
     growth_min_delta: float = setting(0.005, "Smallest loss drop that counts.")
     rnn_length: int = setting(8, "Consecutive slices per BiRNN training sequence.")
@@ -106,6 +110,9 @@ class CaiConfig(SharedConfig):
         if not self.pnet_final_learning_rate >= 0:
             raise InputError("--pnet_final_learning_rate",
                              f"must be 0 (--learning_rate) or positive, got {self.pnet_final_learning_rate}")
+        if not 0 <= self.pnet_final_weight_average < 1:
+            raise InputError("--pnet_final_weight_average",
+                             f"must be in [0, 1) (0: none), got {self.pnet_final_weight_average}")
         if not self.rnn_learning_rate > 0:
             raise InputError("--rnn_learning_rate", f"must be positive, got {self.rnn_learning_rate}")
         check_unit_interval("positive_fraction", self.positive_fraction, low_open=False, high_open=False)

@@ -98,7 +98,8 @@ def _train_cnn(cfg, run, log, cache, train_ids, val_ids, size, normalizer):
             nxt = f"adding unit {k + 1}" if k < cfg.num_units else "training the whole network"
             log(f"growth: K={k} stopped after {epochs} epochs: {why}; {nxt}")
     fit_phase(cfg, run, log, "pnet_final", model, loss, cfg.pnet_final_learning_rate or cfg.learning_rate,
-              data, cfg.final_epochs, extra={"K": cfg.num_units}, val=val)
+              data, cfg.final_epochs, extra={"K": cfg.num_units}, val=val,
+              weight_average=cfg.pnet_final_weight_average)
     return model, "pnet_final"
 
 

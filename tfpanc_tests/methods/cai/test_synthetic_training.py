@@ -63,6 +63,15 @@ def test_pnet_final_learning_rate_sets_the_final_phases_peak(trained, synthetic_
     assert "pnet_final_learning_rate" not in (default_run.path / "flags.cfg").read_text()
 
 
+def test_pnet_final_weight_average_averages_that_phase_only(trained, synthetic_bank):
+    tmp_path, default_run, _, _ = trained
+    run, _, lines = train_run(_config(tmp_path, model_dir=str(tmp_path / "averaged"),
+                                      pnet_final_weight_average=0.9, synthetic_bank=str(synthetic_bank.root)))
+    assert [line.split(":")[0] for line in lines if "moving average" in line] == ["pnet_final"]
+    assert "--pnet_final_weight_average=0.9" in (run.path / "flags.cfg").read_text()
+    assert "pnet_final_weight_average" not in (default_run.path / "flags.cfg").read_text()
+
+
 def test_old_runs_record_no_synthetic_flags(tmp_path):
     flags = CaiConfig(model_dir=str(tmp_path / "r")).to_flagfile()
     assert "train_images" not in flags and "synthetic" not in flags
@@ -82,6 +91,8 @@ def test_cache_on_another_grid_is_refused(tmp_path):
     (dict(synthetic_steps="blur"), "--synthetic_steps"),
     (dict(synthetic_cache_fraction=1.5), "--synthetic_cache_fraction"),
     (dict(pnet_final_learning_rate=-1e-3), "--pnet_final_learning_rate"),
+    (dict(pnet_final_weight_average=1.0), "--pnet_final_weight_average"),
+    (dict(pnet_final_weight_average=-0.5), "--pnet_final_weight_average"),
 ])
 def test_bad_synthetic_settings_name_their_flag(tmp_path, kw, flag):
     with pytest.raises(InputError, match=flag):
