@@ -17,7 +17,7 @@ folder's summary is left out of that folder's column, and says so.
 
     python tools/synthetic_seeds.py \
         --setting='phantom look=runs/synthetic/r0_phantom_long_single50_final3e3*' \
-        --setting='shapes=runs/synthetic/r0_phantom_shapes_single50_final3e3*' \
+        --setting='shapes=runs/synthetic/r0_phantom_shapes_single50_final3e3;runs/synthetic/r0_phantom_shapes_single50_final3e3_seed?' \
         --real_dirs=../shared/realdata/totalsegmentator_s0009,../shared/realdata/nih_pancreas_ct_slices \
         [--ensemble_dir=runs/synthetic/ensembles]
 """
@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO))
 from tfpanc.metrics.paired import describe, paired_tests  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_multi_string("setting", [], "NAME=GLOB: the finished runs of one setting, one per seed.")
+flags.DEFINE_multi_string("setting", [], "NAME=GLOB[;GLOB...]: the finished runs of one setting, one per seed.")
 flags.DEFINE_string("baseline", None, "The setting every other is compared with (default: the first).")
 flags.DEFINE_list("real_dirs", [], "Real labelled folders the runs were scored on (their names are the columns).")
 flags.DEFINE_string("ensemble_dir", None, "Also score each setting's runs as one ensemble into DIR/<setting>/.")
@@ -70,9 +70,10 @@ def parse_settings(specs):
     settings = {}
     for spec in specs:
         name, sep, pattern = spec.partition("=")
-        runs = sorted(p for p in glob.glob(pattern) if (Path(p) / "flags.cfg").exists()) if sep else []
+        runs = sorted({p for one in pattern.split(";") if one for p in glob.glob(one)
+                       if (Path(p) / "flags.cfg").exists()}) if sep else []
         if not name or not runs:
-            raise app.UsageError(f"--setting={spec}: want NAME=GLOB matching finished runs")
+            raise app.UsageError(f"--setting={spec}: want NAME=GLOB[;GLOB...] matching finished runs")
         by_seed = {}
         for run in runs:
             seed = seed_of(run)

@@ -12,6 +12,8 @@ Example:
 >>> r = paired_tests(a, b)
 >>> r["n"], round(r["mean_diff"], 2), round(r["t"], 2), round(r["p_t"], 3), round(r["p_wilcoxon"], 3)
 (4, 4.5, 2.23, 0.112, 0.125)
+>>> describe(paired_tests({"c1": 0.0, "c2": 0.0}, {"c1": 0.0, "c2": 0.0}))
+'A 0.0 % vs B 0.0 % over 2 cases: difference +0.0 ± 0.0 points; every difference the same, no test'
 """
 
 from __future__ import annotations
@@ -63,8 +65,10 @@ def describe(result, name_a="A", name_b="B"):
     if r["n"] < 2:
         return f"{name_a} vs {name_b}: {r['n']} common case(s), too few for a paired test"
     line = (f"{name_a} {r['mean_a']:.1f} % vs {name_b} {r['mean_b']:.1f} % over {r['n']} cases: difference "
-            f"{r['mean_diff']:+.1f} ± {r['std_diff']:.1f} points; paired t-test t({r['dof']}) = {r['t']:.2f}, "
-            f"p = {r['p_t']:.3g}")
+            f"{r['mean_diff']:+.1f} ± {r['std_diff']:.1f} points; ")
+    if not math.isfinite(r["t"]):
+        return line + "every difference the same, no test"
+    line += f"paired t-test t({r['dof']}) = {r['t']:.2f}, p = {r['p_t']:.3g}"
     if r["p_wilcoxon"] is not None:
         line += f"; Wilcoxon W = {r['w']:.1f}, p = {r['p_wilcoxon']:.3g}"
     return line
