@@ -15,6 +15,8 @@ threshold of the probability they write.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from tfpanc.errors import InputError
@@ -33,7 +35,7 @@ def check_runs(runs, flag="--model_dir"):
     seen = set()
     first_dir, first_method, first_info = runs[0]
     for run_dir, method, info in runs:
-        key = str(run_dir)
+        key = Path(run_dir).resolve()  # runs/a, ./runs/a and runs/a/ are one run
         if key in seen:
             raise InputError(flag, f"names {run_dir} twice; an ensemble counts each run once")
         seen.add(key)

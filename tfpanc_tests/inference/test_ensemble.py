@@ -53,6 +53,7 @@ def _run(name, method="cai", modality="ct"):
 @pytest.mark.parametrize("runs, problem", [
     ([], "names no run"),
     ([_run("a"), _run("a")], "names a twice"),
+    ([_run("runs/a"), _run("./runs/a/")], "names ./runs/a/ twice"),
     ([_run("a"), _run("b", method="zhou")], "b is a zhou run and a a cai run"),
     ([_run("a"), _run("b", modality="mr")], "b is a mr run and a a ct run"),
 ])
