@@ -171,6 +171,40 @@ class AdamWithWeightAverage(keras.optimizers.Adam):
         super().finalize_variable_values(var_list)
 
 
+# The sampler epoch the BatchNorm refresh draws from: far past any a training reaches.
+REFRESH_EPOCH = 1_000_000
+
+
+def refresh_batch_norm(model, sampler, batch_size, batches=50):
+    """Re-estimates every BatchNormalization layer's moving statistics for the model's current weights.
+
+    Averaged weights give other activations than the last step's, whose
+    statistics the layers hold (the SWA paper's ``update_bn`` step):
+    ``batches`` batches of ``sampler`` (epoch :data:`REFRESH_EPOCH`, never
+    trained on) go through the model in training mode, without gradients,
+    and each layer's momentum is set so that its statistics become the
+    plain mean over those batches. Models without BatchNorm are left alone.
+
+    Returns:
+        the number of BatchNormalization layers refreshed.
+    """
+    layers = [layer for layer in model._flatten_layers(include_self=False)
+              if isinstance(layer, keras.layers.BatchNormalization)]
+    if not layers:
+        return 0
+    momenta = [layer.momentum for layer in layers]
+    try:
+        for b in range(batches):
+            for layer in layers:
+                layer.momentum = b / (b + 1)  # the running mean of the batches' statistics
+            samples = [sampler.sample(b * batch_size + i, REFRESH_EPOCH) for i in range(batch_size)]
+            model(np.stack([sample[0] for sample in samples]), training=True)
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+    return len(layers)
+
+
 def fit_phase(cfg, run, log, phase, model, loss, learning_rate, data, epochs, extra=None, val=None,
               callbacks=(), optimizer=None, weight_average=0.0):
     """Trains one named phase, or loads its weights when it finished before.
@@ -188,8 +222,9 @@ def fit_phase(cfg, run, log, phase, model, loss, learning_rate, data, epochs, ex
             :func:`learning_rate_schedule`.
         weight_average: momentum of an exponential moving average of the
             weights over the phase (default Adam only), which becomes the
-            phase's weights at its end; 0: none. Validation DSC is of the
-            current weights, not the average.
+            phase's weights at its end, with BatchNorm statistics
+            re-estimated for it (:func:`refresh_batch_norm`); 0: none.
+            Validation DSC is of the current weights, not the average.
 
     Returns:
         the number of epochs run, or None when the phase was already done.
@@ -252,7 +287,9 @@ def fit_phase(cfg, run, log, phase, model, loss, learning_rate, data, epochs, ex
                       callbacks=cbs, verbose=cfg.verbose, shuffle=False)
     if weight_average:
         opt.copy_average_into(model.trainable_variables)
-        log(f"{phase}: weights are the moving average of the phase's steps (momentum {weight_average:g})")
+        refreshed = refresh_batch_norm(model, data.sampler, data.batch_size)
+        log(f"{phase}: weights are the moving average of the phase's steps (momentum {weight_average:g})"
+            + (f"; BatchNorm statistics of {refreshed} layers re-estimated for them" if refreshed else ""))
     run.save_weights(model, phase)
     last = backup.epoch_logs[-1] if backup.epoch_logs else {}
     run.mark_done(phase, epochs=len(backup.epoch_logs), **last)

@@ -200,3 +200,32 @@ def test_weight_average_resumes_mid_epoch_as_the_uninterrupted_phase(tmp_path):
     assert any("resuming at epoch 2, step 4" in x for x in lines)
     for a, b in zip(whole.get_weights(), resumed.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_weight_average_re_estimates_batch_norm_for_the_averaged_weights(tmp_path):
+    from tfpanc.training.fit import REFRESH_EPOCH
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dense(3, name="dense")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.BatchNormalization(momentum=0.9,
+                                                                                        name="bn")(hidden)))
+    run, lines = RunDir(tmp_path / "run"), []
+    run.path.mkdir(parents=True)
+    fit_phase(Cfg(), run, lines.append, "p", model, "mse", 1e-1, make_input(LinearSampler(), 4, STEPS), 2,
+              weight_average=0.9)
+    assert any("BatchNorm statistics of 1 layers re-estimated" in line for line in lines)
+    kernel, bias = model.get_layer("dense").get_weights()
+    sampler = LinearSampler()
+    means, variances = [], []
+    for b in range(50):                        # the refresh's batches, through the averaged weights
+        x = np.stack([sampler.sample(b * 4 + i, REFRESH_EPOCH)[0] for i in range(4)])
+        h = x @ kernel + bias
+        means.append(h.mean(axis=0))
+        variances.append(h.var(axis=0))
+    bn = model.get_layer("bn")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(bn.moving_mean), np.mean(means, axis=0), rtol=1e-4,
+                               atol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(bn.moving_variance), np.mean(variances, axis=0),
+                               rtol=1e-3, atol=1e-5)
+    assert bn.momentum == 0.9
