@@ -16,6 +16,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from tfpanc.data.pipeline import stack_batch
 from tfpanc.metrics import dice
 from tfpanc.training import distribution
 from tfpanc.training.callbacks import HistoryCallback
@@ -171,8 +172,28 @@ class AdamWithWeightAverage(keras.optimizers.Adam):
         super().finalize_variable_values(var_list)
 
 
-# The sampler epoch the BatchNorm refresh draws from: far past any a training reaches.
+# The sampler epoch of the batches drawn outside training (building, BatchNorm refresh): far past any
+# a training reaches.
 REFRESH_EPOCH = 1_000_000
+
+
+def outside_batch(sampler, batch_size, index=0):
+    """Batch ``index`` of the sampler's epoch :data:`REFRESH_EPOCH`: ``(x, y)`` stacked, never trained on."""
+    return stack_batch(sampler, index * batch_size, batch_size, sampler.epoch_size, REFRESH_EPOCH)
+
+
+def build_outside_stream(model, sampler, batch_size):
+    """Builds the model, its loss and metrics on a batch that is not the training stream's (JAX).
+
+    Keras' JAX trainer builds what is unbuilt at the start of ``fit`` by
+    taking the stream's first batch, and an endless PyDataset, unlike a
+    tf.data iterator, does not give it back: every JAX phase trained from
+    its second batch on, and a resumed phase, whose second ``fit`` takes
+    none, trained other batches than the uninterrupted phase. An
+    ``evaluate`` on an outside batch builds the same state and trains nothing.
+    """
+    x, y = outside_batch(sampler, batch_size)[:2]
+    model.evaluate(x, y, batch_size=batch_size, verbose=0)
 
 
 def refresh_batch_norm(model, sampler, batch_size, batches=50):
@@ -197,8 +218,7 @@ def refresh_batch_norm(model, sampler, batch_size, batches=50):
         for b in range(batches):
             for layer in layers:
                 layer.momentum = b / (b + 1)  # the running mean of the batches' statistics
-            samples = [sampler.sample(b * batch_size + i, REFRESH_EPOCH) for i in range(batch_size)]
-            model(np.stack([sample[0] for sample in samples]), training=True)
+            model(outside_batch(sampler, batch_size, b)[0], training=True)
     finally:
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum
@@ -252,6 +272,8 @@ def fit_phase(cfg, run, log, phase, model, loss, learning_rate, data, epochs, ex
     else:
         opt = optimizer(learning_rate, epochs, cfg.steps_per_epoch)
     model.compile(optimizer=opt, loss=loss, **compile_args)
+    if keras.backend.backend() == "jax":
+        build_outside_stream(model, data.sampler, data.batch_size)
     steps = cfg.steps_per_epoch
     point = read_resume_point(backup_dir)
     if point is not None:

@@ -39,3 +39,14 @@ def test_cai_trains_and_evaluates_on_jax_without_tensorflow(tmp_path):
     summary = json.loads((tmp_path / "run" / "eval" / "summary.json").read_text())
     assert summary["final"]["dsc"]["n"] == 1
     assert (tmp_path / "run" / "birnn_head.weights.h5").exists()
+
+
+def test_a_resumed_phase_equals_the_uninterrupted_one_on_jax():
+    """Keras' JAX fit built the model on the stream's first batch, which the endless PyDataset does not
+    give back: a phase resumed mid-epoch then trained other batches than the uninterrupted phase."""
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "resume",
+                           "tfpanc_tests/training/test_step_backup.py"], env=env, capture_output=True, text=True,
+                          timeout=600, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "4 passed" in proc.stdout

@@ -219,7 +219,7 @@ def test_weight_average_re_estimates_batch_norm_for_the_averaged_weights(tmp_pat
     sampler = LinearSampler()
     means, variances = [], []
     for b in range(50):                        # the refresh's batches, through the averaged weights
-        x = np.stack([sampler.sample(b * 4 + i, REFRESH_EPOCH)[0] for i in range(4)])
+        x = np.stack([sampler.sample((b * 4 + i) % 64, REFRESH_EPOCH + (b * 4 + i) // 64)[0] for i in range(4)])
         h = x @ kernel + bias
         means.append(h.mean(axis=0))
         variances.append(h.var(axis=0))
