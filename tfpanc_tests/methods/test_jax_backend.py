@@ -44,9 +44,12 @@ def test_cai_trains_and_evaluates_on_jax_without_tensorflow(tmp_path):
 def test_a_resumed_phase_equals_the_uninterrupted_one_on_jax():
     """Keras' JAX fit built the model on the stream's first batch, which the endless PyDataset does not
     give back: a phase resumed mid-epoch then trained other batches than the uninterrupted phase."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    tests = os.path.join("tfpanc_tests", "training", "test_step_backup.py")
+    if not os.path.exists(os.path.join(root, tests)):
+        pytest.skip(f"{tests} is not beside this test (a Bazel target holds its own test file only)")
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "resume",
-                           "tfpanc_tests/training/test_step_backup.py"], env=env, capture_output=True, text=True,
-                          timeout=600, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "resume", tests],
+                          env=env, capture_output=True, text=True, timeout=600, cwd=root)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "4 passed" in proc.stdout
