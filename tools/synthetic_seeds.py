@@ -89,9 +89,11 @@ def ensemble(name, by_seed, out_dir):
     scores = {}
     for folder in FLAGS.real_dirs:
         out = Path(out_dir) / name.replace(" ", "_") / Path(folder).resolve().name
-        subprocess.run([sys.executable, "-m", "tfpanc.evaluate_real", f"--model_dir={','.join(by_seed.values())}",
-                        f"--real_dir={folder}", f"--output_dir={out}", "--nofigure"],
-                       cwd=REPO, check=True, capture_output=True)
+        done = subprocess.run([sys.executable, "-m", "tfpanc.evaluate_real",
+                               f"--model_dir={','.join(by_seed.values())}", f"--real_dir={folder}",
+                               f"--output_dir={out}", "--nofigure"], cwd=REPO, capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(f"error: evaluate_real of {name} failed: {done.stderr.strip().splitlines()[-1:]}")
         scores[Path(folder).resolve().name] = json.loads((out / "summary.json").read_text())["dsc_mean"]
     return scores
 

@@ -148,9 +148,11 @@ def _py_dataset_class():
             endless: one endless stream (``num_batches`` None) whose batch ``i``
                 is batch ``i % steps`` of epoch ``start_epoch + i // steps``:
                 no state changes with Keras' epoch calls, so worker threads
-                that prefetch across an epoch's end (or Keras' first look at
-                the data, before training) cannot shift the batches. Use it
-                with ``model.fit(steps_per_epoch=steps)``.
+                that prefetch across an epoch's end cannot shift the batches.
+                A batch taken is not given back: Keras' JAX ``fit`` takes
+                the first to build an unbuilt model, loss or metrics, so
+                build them first (:func:`tfpanc.training.fit.build_outside_stream`).
+                Use it with ``model.fit(steps_per_epoch=steps)``.
             start_step: with ``endless``, the stream's first batch is batch
                 ``start_step`` of it (a run resumed in the middle of an epoch).
 

@@ -272,8 +272,6 @@ def fit_phase(cfg, run, log, phase, model, loss, learning_rate, data, epochs, ex
     else:
         opt = optimizer(learning_rate, epochs, cfg.steps_per_epoch)
     model.compile(optimizer=opt, loss=loss, **compile_args)
-    if keras.backend.backend() == "jax":
-        build_outside_stream(model, data.sampler, data.batch_size)
     steps = cfg.steps_per_epoch
     point = read_resume_point(backup_dir)
     if point is not None:
@@ -298,6 +296,8 @@ def fit_phase(cfg, run, log, phase, model, loss, learning_rate, data, epochs, ex
         backup.replay()  # no fit: the callbacks' state comes from the record alone
         backup.restore(model)
     else:
+        if keras.backend.backend() == "jax":
+            build_outside_stream(model, data.sampler, data.batch_size)
         if point is not None and point.step:
             # The interrupted epoch's remaining steps alone, then the whole epochs after it.
             backup.offset = point.step
