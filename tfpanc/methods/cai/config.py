@@ -52,7 +52,8 @@ class CaiConfig(SharedConfig):
     LOSSES = LOSSES
     # These came later: recorded only when set, so earlier runs' flag files still match.
     RECORDED_WHEN_SET = SharedConfig.RECORDED_WHEN_SET + SYNTHETIC_SETTINGS + ("pnet_final_learning_rate",
-                                                                               "pnet_final_weight_average")
+                                                                               "pnet_final_weight_average",
+                                                                               "unet_batch_norm")
 
     method: str = setting("cai", "Paper whose recipe to run.")
     num_units: int = setting(5, "PNet-MSA units K (grown from 1).")
@@ -65,6 +66,9 @@ class CaiConfig(SharedConfig):
     pnet_final_weight_average: float = setting(0.0, "Momentum per step of an exponential moving average of the "
                                                     "weights over that final phase, which becomes its weights "
                                                     "(0: none; 0.998 spans about its last 500 steps).")
+    unet_batch_norm: bool = setting(False, "BatchNormalization after each conv of --model=unet (off: the "
+                                           "U-Net paper's plain convs, which stayed at validation DSC 0 on "
+                                           "the quick phantom and on synthetic images).")
     growth_patience: int = setting(2, "Epochs without min-delta improvement of L_K before unit K+1 is added.")
     growth_min_delta: float = setting(0.005, "Smallest loss drop that counts.")
     rnn_length: int = setting(8, "Consecutive slices per BiRNN training sequence.")
@@ -116,6 +120,8 @@ class CaiConfig(SharedConfig):
         if not self.rnn_learning_rate > 0:
             raise InputError("--rnn_learning_rate", f"must be positive, got {self.rnn_learning_rate}")
         check_unit_interval("positive_fraction", self.positive_fraction, low_open=False, high_open=False)
+        if self.unet_batch_norm and self.model != "unet":
+            raise InputError("--unet_batch_norm", f"applies only to --model=unet, not {self.model}")
         check_synthetic_settings(self)
 
 

@@ -11,12 +11,15 @@ PNET_MODELS = ("pnet_msa", "pnet_msa_birnn")
 UNET_DEPTH = 4
 
 
-def build_cnn(model, num_units, filters):
-    """The 2D network of a ``--model`` choice (PNet-MSA at K units, U-Net, HNN)."""
+def build_cnn(model, num_units, filters, batch_norm=False):
+    """The 2D network of a ``--model`` choice (PNet-MSA at K units, U-Net, HNN).
+
+    ``batch_norm`` applies to the U-Net only (PNet-MSA always has it, HNN never).
+    """
     if model in PNET_MODELS:
         return PNetMSA(num_units=num_units, filters=filters)
     if model == "unet":
-        return UNet2D(depth=UNET_DEPTH, filters=filters)
+        return UNet2D(depth=UNET_DEPTH, filters=filters, batch_norm=batch_norm)
     if model == "hnn":
         return HNN(filters=filters)
     raise ValueError(f"unknown cai model {model!r}")
@@ -40,7 +43,7 @@ def crop_multiple(info):
 def load_models(run_dir, info):
     """(cnn, birnn_head or None, cnn_only or None) rebuilt from a run directory."""
     run_dir = Path(run_dir)
-    cnn = build_cnn(info["model"], info["num_units"], info["filters"])
+    cnn = build_cnn(info["model"], info["num_units"], info["filters"], info.get("batch_norm", False))
     load_weights(cnn, run_dir / info["cnn_weights"])
     if not info.get("birnn"):
         return cnn, None, None

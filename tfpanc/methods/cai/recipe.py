@@ -81,7 +81,7 @@ def _train_cnn(cfg, run, log, cache, train_ids, val_ids, size, normalizer):
     val = _validation_arrays(cache, val_ids, size, normalizer, cfg.seed + 1)
     loss = deep_supervision_loss(cfg.loss)
     if cfg.model not in PNET_MODELS:
-        model = build_cnn(cfg.model, cfg.num_units, cfg.filters)
+        model = build_cnn(cfg.model, cfg.num_units, cfg.filters, cfg.unet_batch_norm)
         fit_phase(cfg, run, log, "cnn", model, loss, cfg.learning_rate, data,
                   cfg.epochs_per_unit + cfg.final_epochs, extra={"K": 0}, val=val)
         return model, "cnn"
@@ -129,6 +129,8 @@ def train(cfg, run, log, data):
             "modality": cache.modality, "window": list(cfg.window), "threshold": cfg.threshold,
             "fold": cfg.fold, "data_dir": str(cfg.data_dir), "loss": cfg.loss,
             "cnn_weights": run.weights_path(phase).name, "birnn": None}
+    if cfg.unet_batch_norm:
+        info["batch_norm"] = True
     if cfg.model == "pnet_msa_birnn":
         _train_birnn(cfg, run, log, cache, train_ids, val_ids, size, normalizer, cnn)
         info.update({"cnn_weights": "birnn_cnn.weights.h5", "birnn": {

@@ -72,6 +72,20 @@ def test_pnet_final_weight_average_averages_that_phase_only(trained, synthetic_b
     assert "pnet_final_weight_average" not in (default_run.path / "flags.cfg").read_text()
 
 
+def test_unet_batch_norm_is_recorded_and_rebuilt_for_prediction(trained, synthetic_bank):
+    from tfpanc.methods.cai import networks
+
+    tmp_path, default_run, _, _ = trained
+    run, info, _ = train_run(_config(tmp_path, model="unet", unet_batch_norm=True, model_dir=str(tmp_path / "unet_bn"),
+                                     filters=2, synthetic_bank=str(synthetic_bank.root)))
+    assert info["batch_norm"] is True and "--unet_batch_norm" in (run.path / "flags.cfg").read_text()
+    assert "unet_batch_norm" not in (default_run.path / "flags.cfg").read_text()
+    cnn, _, _ = networks.load_models(run.path, info)
+    assert cnn.batch_norm and any("_bn" in layer.name for layer in cnn.layers)
+    with pytest.raises(InputError, match="not this run's network"):   # the plain U-Net's convs have biases
+        networks.load_models(run.path, {**info, "batch_norm": False})
+
+
 def test_old_runs_record_no_synthetic_flags(tmp_path):
     flags = CaiConfig(model_dir=str(tmp_path / "r")).to_flagfile()
     assert "train_images" not in flags and "synthetic" not in flags
@@ -93,6 +107,7 @@ def test_cache_on_another_grid_is_refused(tmp_path):
     (dict(pnet_final_learning_rate=-1e-3), "--pnet_final_learning_rate"),
     (dict(pnet_final_weight_average=1.0), "--pnet_final_weight_average"),
     (dict(pnet_final_weight_average=-0.5), "--pnet_final_weight_average"),
+    (dict(unet_batch_norm=True), "--unet_batch_norm"),
 ])
 def test_bad_synthetic_settings_name_their_flag(tmp_path, kw, flag):
     with pytest.raises(InputError, match=flag):
