@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
-from pathlib import Path
 
 import numpy as np
+from run_held_out import held_out
 
 
 def main():
@@ -28,21 +27,15 @@ def main():
     parser.add_argument("--slices", type=int, default=5, help="slices per held-out case, most pancreas first")
     args = parser.parse_args()
 
-    from tfpanc.data.cache import CaseCache
     from tfpanc.evaluate_real import score
-    from tfpanc.methods import registry
-    from tfpanc.predict import local_pipeline
 
     runs = sorted({p for pattern in args.model_dirs for p in glob.glob(pattern)})
     if not runs:
         raise SystemExit(f"error: --model_dirs: no folder matches {args.model_dirs}")
     for run in runs:
-        method, info = registry.method_of_run(run)
-        predict = local_pipeline(method.call("predictor", run, info, None), method, info, log=lambda s: None)
-        cache = CaseCache(info["data_dir"])
+        predict, cases = held_out(run)
         stacks = {"neighbours": [], "copies": []}
-        for case_id in json.loads((Path(run) / "split.json").read_text())["test"]:
-            case = cache.case(case_id)
+        for case_id, case in cases:
             image, label = np.asarray(case.image), np.asarray(case.label) > 0
             area = label.sum(axis=(0, 1))
             area[[0, -1]] = 0   # a slice needs both neighbours

@@ -78,6 +78,14 @@ def test_acquisition_ranges():
     assert all(0.5 <= a.slice_spacing <= a.thickness + 1e-9 or a.slice_spacing == 0.5 for a in thick)
     fixed = Acquisition(np.random.default_rng(0), False)
     assert fixed.thickness == 2.0 and fixed.bias == 0 and fixed.gain == 1
+    windows = [Acquisition(np.random.default_rng(i), False, window=True) for i in range(200)]
+    gain, offset = np.array([a.gain for a in windows]), np.array([a.offset for a in windows])
+    assert gain.min() >= 0.9 and gain.max() <= 1.1 and np.ptp(gain) > 0.15
+    assert offset.min() >= -25 and offset.max() <= 25 and np.ptp(offset) > 40
+    # The window step keeps the phantom's scan: 2 mm slices, its PSF and noise, no bias.
+    assert all(a.thickness == 2.0 and a.bias == 0 and 12 <= a.noise <= 16 for a in windows)
+    # Without the step, the phantom look draws what it drew before the step existed.
+    assert Acquisition(np.random.default_rng(5), False).noise == windows[5].noise
 
 
 def test_smooth_field_is_unit_std_and_smooth():
@@ -114,6 +122,12 @@ def _pancreas_hu(bank, steps, samples):
 def test_phantom_look_puts_the_pancreas_at_its_hu(bank):
     values = _pancreas_hu(bank, (), 10)
     assert values and 60 < np.median(values) < 130   # the phantom pancreas: ~100 HU, partial volume at edges
+
+
+def test_window_step_shifts_the_whole_slice_not_one_tissue(bank):
+    plain, shifted = _pancreas_hu(bank, (), 16), _pancreas_hu(bank, ("window",), 16)
+    assert np.ptp(shifted) > np.ptp(plain) + 15
+    assert 103.5 * 0.9 - 25 - 30 < min(shifted) and max(shifted) < 103.5 * 1.1 + 25 + 5
 
 
 def test_intensity_step_varies_the_pancreas(bank):

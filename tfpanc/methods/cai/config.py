@@ -82,8 +82,9 @@ class CaiConfig(SharedConfig):
                                 choices=("cache", "synthetic"))
     synthetic_steps: str = setting("intensity,resolution,deformation",
                                    "Randomisation steps of --train_images=synthetic, comma list of "
-                                   "intensity, resolution, deformation, shapes (contrast instead of "
+                                   "intensity, window, resolution, deformation, shapes (contrast instead of "
                                    "intensity: the contrast-phase HU prior alone, without the random half; "
+                                   "window: a random gain and offset of every HU value alone; "
                                    "shapes: procedural gland "
                                    "variety, and the glands of --shape_dir when given), or none (the "
                                    "phantom's own look).")
