@@ -5,8 +5,9 @@ Real scanners and contrast timings move a tissue's HU by tens of units
 pancreas at 103.5 +- 1.5 HU. This tool scores each run's own held-out cases,
 whole volumes through ``predict``'s pipeline (``evaluate_real``'s scoring),
 once per ``--offsets`` value added to every voxel, and prints the mean DSC
-at each offset: a run that learnt one HU band loses most of it at +-20 HU.
-Needs no real data.
+at each offset: the U-Net on shapes fell from 80-83 % to 25-38 % with its
+cases 20 HU darker. Needs no real data. Each case is read once and held
+alone while its offsets are scored.
 
     python tools/hu_shift_probe.py --model_dirs='runs/synthetic/unet_shapes*' --offsets=-20,0,20
 """
@@ -14,10 +15,9 @@ Needs no real data.
 from __future__ import annotations
 
 import argparse
-import glob
 
 import numpy as np
-from run_held_out import held_out
+from run_held_out import held_out, matching_runs
 
 
 def main():
@@ -29,23 +29,22 @@ def main():
         offsets = [float(v) for v in args.offsets.split(",") if v.strip()]
     except ValueError:
         raise SystemExit(f"error: --offsets: {args.offsets!r} is not a comma list of numbers") from None
+    if not offsets:
+        raise SystemExit("error: --offsets: no offset given")
+    runs = matching_runs(args.model_dirs)
 
     from tfpanc.evaluate_real import score
 
-    runs = sorted({p for pattern in args.model_dirs for p in glob.glob(pattern)})
-    if not runs or not offsets:
-        raise SystemExit(f"error: --model_dirs / --offsets: no run matches {args.model_dirs} or no offset given")
     print("run, " + ", ".join(f"{o:+g} HU" for o in offsets) + " (held-out DSC %, mean +- std over cases)")
     for run in runs:
         predict, cases = held_out(run)
-        volumes = [(case_id, np.asarray(case.image, np.float32), np.asarray(case.label) > 0, tuple(case.spacing))
-                   for case_id, case in cases]
-        cells = []
-        for offset in offsets:
-            shifted = ((name, image + np.float32(offset), label, sp) for name, image, label, sp in volumes)
-            dsc = 100 * np.array([row["dsc"] for row in score(predict, shifted, "volumes", log=lambda s: None)[0]])
-            cells.append(f"{dsc.mean():.1f} +- {dsc.std():.1f}")
-        print(f"{run}, " + ", ".join(cells), flush=True)
+        dsc = {offset: [] for offset in offsets}
+        for case_id, case in cases:
+            image, label = np.asarray(case.image, np.float32), np.asarray(case.label) > 0
+            for offset in offsets:
+                shifted = [(case_id, image + np.float32(offset), label, tuple(case.spacing))]
+                dsc[offset].append(100 * score(predict, shifted, "volumes", log=lambda s: None)[0][0]["dsc"])
+        print(f"{run}, " + ", ".join(f"{np.mean(v):.1f} +- {np.std(v):.1f}" for v in dsc.values()), flush=True)
 
 
 if __name__ == "__main__":

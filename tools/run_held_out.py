@@ -1,13 +1,23 @@
 """A finished run's prediction pipeline and its held-out cases, for the tools that probe a run.
 
-    from run_held_out import held_out   # tools/ is the script's own folder on sys.path
-    predict, cases = held_out("runs/synthetic/unet_shapes")
+    from run_held_out import held_out, matching_runs   # tools/ is the script's folder on sys.path
+    for run in matching_runs(["runs/synthetic/unet_shapes*"]):
+        predict, cases = held_out(run)
 """
 
 from __future__ import annotations
 
+import glob
 import json
 from pathlib import Path
+
+
+def matching_runs(patterns):
+    """The sorted run folders matching any glob of ``patterns``; a one-line exit if none does."""
+    runs = sorted({p for pattern in patterns for p in glob.glob(pattern)})
+    if not runs:
+        raise SystemExit(f"error: --model_dirs: no folder matches {patterns}")
+    return runs
 
 
 def held_out(run):

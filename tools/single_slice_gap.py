@@ -15,10 +15,9 @@ copies, and the mean slice DSC of each way is printed.
 from __future__ import annotations
 
 import argparse
-import glob
 
 import numpy as np
-from run_held_out import held_out
+from run_held_out import held_out, matching_runs
 
 
 def main():
@@ -29,10 +28,7 @@ def main():
 
     from tfpanc.evaluate_real import score
 
-    runs = sorted({p for pattern in args.model_dirs for p in glob.glob(pattern)})
-    if not runs:
-        raise SystemExit(f"error: --model_dirs: no folder matches {args.model_dirs}")
-    for run in runs:
+    for run in matching_runs(args.model_dirs):
         predict, cases = held_out(run)
         stacks = {"neighbours": [], "copies": []}
         for case_id, case in cases:

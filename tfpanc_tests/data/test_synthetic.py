@@ -84,7 +84,7 @@ def test_acquisition_ranges():
     assert offset.min() >= -25 and offset.max() <= 25 and np.ptp(offset) > 40
     # The window step keeps the phantom's scan: 2 mm slices, its PSF and noise, no bias.
     assert all(a.thickness == 2.0 and a.bias == 0 and 12 <= a.noise <= 16 for a in windows)
-    # Without the step, the phantom look draws what it drew before the step existed.
+    # The step draws after the noise, so the phantom look's stream is the same with it off.
     assert Acquisition(np.random.default_rng(5), False).noise == windows[5].noise
 
 
@@ -124,9 +124,10 @@ def test_phantom_look_puts_the_pancreas_at_its_hu(bank):
     assert values and 60 < np.median(values) < 130   # the phantom pancreas: ~100 HU, partial volume at edges
 
 
-def test_window_step_shifts_the_whole_slice_not_one_tissue(bank):
+def test_window_step_spreads_the_pancreas_hu_within_its_gain_and_offset(bank):
     plain, shifted = _pancreas_hu(bank, (), 16), _pancreas_hu(bank, ("window",), 16)
     assert np.ptp(shifted) > np.ptp(plain) + 15
+    # 103.5 HU mapped by the extreme gain and offset; 30 HU below for partial volume at the edges.
     assert 103.5 * 0.9 - 25 - 30 < min(shifted) and max(shifted) < 103.5 * 1.1 + 25 + 5
 
 
