@@ -17,6 +17,10 @@ steps of the ablation ladder switch groups of this on (:data:`STEPS`):
   contrast-phase prior alone, with the phantom's texture: CT-to-CT
   transfer without SynthSeg's fully random half, which teaches contrasts
   no CT scanner makes;
+* ``texture``: the random texture strength and within-organ fields of
+  ``intensity`` on the phantom's own HU table (implied by ``intensity``):
+  intensity's draws split in two, to tell which half of it changes what a
+  network finds on real scans (README, sim-to-real);
 * ``window``: a random linear map of every HU value of the sample (gain
   0.9-1.1, offset +-25 HU), the phantom's look otherwise: a global
   brightness and contrast change, as nnU-Net's intensity augmentation, for a
@@ -57,7 +61,7 @@ from tfpanc.data.phantom.tissues import Tissue, value_table
 from tfpanc.data.synthetic import intensity
 from tfpanc.errors import InputError
 
-STEPS = ("contrast", "intensity", "window", "resolution", "deformation", "shapes")
+STEPS = ("contrast", "intensity", "texture", "window", "resolution", "deformation", "shapes")
 OUTPUT_SPACING = 400.0 / 256  # mm: the in-plane pixel of tfpanc's 256 x 256 phantom slices
 PHANTOM_SLICE_MM = 2.0
 PHANTOM_PSF_MM = 0.45
@@ -175,6 +179,8 @@ class SliceGenerator:
         size: output ``size x size`` pixels of :data:`OUTPUT_SPACING` mm.
         positive_fraction: probability that the slice passes through pancreas.
         window: the CT window the output is normalised with.
+        intensity_fraction: with the ``intensity`` step, the share of
+            samples it draws; the others keep the phantom's look.
 
     Example:
     >>> generator = SliceGenerator(bank, ("intensity",), size=128)      # doctest: +SKIP
@@ -183,9 +189,11 @@ class SliceGenerator:
     ((128, 128, 3), (128, 128, 1))
     """
 
-    def __init__(self, bank, steps, size=128, positive_fraction=0.5, window=(-100.0, 240.0)):
+    def __init__(self, bank, steps, size=128, positive_fraction=0.5, window=(-100.0, 240.0),
+                 intensity_fraction=1.0):
         self.bank = bank
         self.steps = tuple(steps)
+        self.intensity_fraction = float(intensity_fraction)
         self.size = int(size)
         self.positive_fraction = float(positive_fraction)
         self.normalizer = IntensityNormalizer("ct", window=tuple(window))
@@ -207,13 +215,17 @@ class SliceGenerator:
 
     def _lookup(self, rng):
         randomised = "intensity" in self.steps
+        # Drawn only for a mix, so that runs without one keep their random stream.
+        if randomised and self.intensity_fraction < 1:
+            randomised = rng.random() < self.intensity_fraction
         if "contrast" in self.steps:
             lut = intensity.realistic_values(rng)
         elif randomised:
             lut = intensity.realistic_values(rng) if rng.random() < 0.5 else intensity.random_values(rng)
         else:
             lut = value_table(rng, "ct")
-        return lut, intensity.texture_gains(rng, randomised), intensity.subclass_gains(rng, randomised)
+        textured = randomised or "texture" in self.steps
+        return lut, intensity.texture_gains(rng, textured), intensity.subclass_gains(rng, textured)
 
     def render(self, rng, single_slice=False):
         """``(image (size, size, 3) float32 in [0, 1], mask (size, size, 1) float32)``.

@@ -9,7 +9,8 @@ from tfpanc.flags import SharedConfig, check_not_negative, check_positive, check
 from tfpanc.methods.slice_settings import SLICE_SIZE_HELP
 
 SYNTHETIC_SETTINGS = ("train_images", "synthetic_steps", "synthetic_bank", "synthetic_anatomies", "shape_dir",
-                      "shape_label", "synthetic_cache_fraction", "single_slice_fraction")
+                      "shape_label", "synthetic_cache_fraction", "single_slice_fraction",
+                      "synthetic_intensity_fraction")
 
 
 def check_synthetic_settings(cfg):
@@ -18,6 +19,11 @@ def check_synthetic_settings(cfg):
 
     steps = parse_steps(cfg.synthetic_steps)
     check_unit_interval("single_slice_fraction", cfg.single_slice_fraction, low_open=False, high_open=False)
+    check_unit_interval("synthetic_intensity_fraction", cfg.synthetic_intensity_fraction, low_open=False,
+                        high_open=False)
+    if cfg.synthetic_intensity_fraction < 1 and (cfg.train_images != "synthetic" or "intensity" not in steps):
+        raise InputError("--synthetic_intensity_fraction", "applies only with --train_images=synthetic and "
+                         "the intensity step in --synthetic_steps")
     if cfg.train_images != "synthetic":
         if cfg.single_slice_fraction:
             raise InputError("--single_slice_fraction", "applies only with --train_images=synthetic")
@@ -82,9 +88,10 @@ class CaiConfig(SharedConfig):
                                 choices=("cache", "synthetic"))
     synthetic_steps: str = setting("intensity,resolution,deformation",
                                    "Randomisation steps of --train_images=synthetic, comma list of "
-                                   "intensity, window, resolution, deformation, shapes (contrast instead of "
+                                   "intensity, texture, window, resolution, deformation, shapes (contrast instead of "
                                    "intensity: the contrast-phase HU prior alone, without the random half; "
-                                   "window: a random gain and offset of every HU value alone; "
+                                   "texture: intensity's random texture and within-organ fields on the "
+                                   "phantom's HU; window: a random gain and offset of every HU value alone; "
                                    "shapes: procedural gland "
                                    "variety, and the glands of --shape_dir when given), or none (the "
                                    "phantom's own look).")
@@ -100,6 +107,10 @@ class CaiConfig(SharedConfig):
                                                 "included) whose three input slices are the centre slice "
                                                 "three times: what a 2D export without neighbours gives "
                                                 "the network (evaluate_real's .npy slices).")
+    synthetic_intensity_fraction: float = setting(1.0, "With the intensity step: share of samples given "
+                                                       "its drawn HU, texture and within-organ fields; the "
+                                                       "rest keep the phantom's own look (a mix of the two "
+                                                       "looks in one run).")
 
     def validate(self):
         super().validate()
