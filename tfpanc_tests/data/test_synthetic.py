@@ -64,11 +64,14 @@ def test_random_prior_stays_in_its_range_and_keeps_air():
 def test_parse_steps_orders_and_refuses_unknown():
     assert parse_steps("deformation,intensity") == ("intensity", "deformation")
     assert parse_steps("none") == () and parse_steps("") == ()
-    assert parse_steps(",".join(STEPS[1:])) == STEPS[1:] and STEPS[0] == "contrast"
+    compatible = tuple(s for s in STEPS if s not in ("contrast", "hu"))
+    assert parse_steps(",".join(reversed(compatible))) == compatible
     with pytest.raises(InputError, match="--synthetic_steps"):
         parse_steps("intensity,colour")
     with pytest.raises(InputError, match="contrast"):
         parse_steps("contrast,intensity")
+    with pytest.raises(InputError, match="hu"):
+        parse_steps("intensity,hu")
 
 
 def test_acquisition_ranges():
@@ -151,6 +154,12 @@ def test_texture_step_varies_texture_and_keeps_the_phantom_hu(bank):
         assert np.array_equal(lut, lut_t)   # the phantom's HU draw, unchanged
         assert np.all(tex == 100.0) and not sub.any()
         assert np.ptp(tex_t) > 50 and sub_t.any()
+
+
+def test_hu_step_draws_the_hu_and_keeps_the_phantom_texture(bank):
+    draws = [SliceGenerator(bank, ("hu",), size=64)._lookup(np.random.default_rng(i)) for i in range(20)]
+    assert np.ptp([lut[Tissue.PANCREAS] for lut, _, _ in draws]) > 100
+    assert all(np.all(tex == 100.0) and not sub.any() for _, tex, sub in draws)
 
 
 def test_contrast_step_draws_the_pancreas_from_the_prior_alone(bank):

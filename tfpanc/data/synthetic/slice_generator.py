@@ -17,10 +17,11 @@ steps of the ablation ladder switch groups of this on (:data:`STEPS`):
   contrast-phase prior alone, with the phantom's texture: CT-to-CT
   transfer without SynthSeg's fully random half, which teaches contrasts
   no CT scanner makes;
-* ``texture``: the random texture strength and within-organ fields of
-  ``intensity`` on the phantom's own HU table (implied by ``intensity``):
-  intensity's draws split in two, to tell which half of it changes what a
-  network finds on real scans (README, sim-to-real);
+* ``hu`` and ``texture``: intensity's draws split in two (together they
+  are ``intensity``), to tell which half of it changes what a network
+  finds on real scans (README, sim-to-real): ``hu`` its per-tissue HU
+  (prior and random halves) with the phantom's texture, ``texture`` its
+  random texture strength and within-organ fields on the phantom's HU;
 * ``window``: a random linear map of every HU value of the sample (gain
   0.9-1.1, offset +-25 HU), the phantom's look otherwise: a global
   brightness and contrast change, as nnU-Net's intensity augmentation, for a
@@ -61,7 +62,7 @@ from tfpanc.data.phantom.tissues import Tissue, value_table
 from tfpanc.data.synthetic import intensity
 from tfpanc.errors import InputError
 
-STEPS = ("contrast", "intensity", "texture", "window", "resolution", "deformation", "shapes")
+STEPS = ("contrast", "intensity", "hu", "texture", "window", "resolution", "deformation", "shapes")
 OUTPUT_SPACING = 400.0 / 256  # mm: the in-plane pixel of tfpanc's 256 x 256 phantom slices
 PHANTOM_SLICE_MM = 2.0
 PHANTOM_PSF_MM = 0.45
@@ -75,9 +76,9 @@ def parse_steps(text):
     if unknown:
         raise InputError("--synthetic_steps", f"unknown step(s) {', '.join(unknown)}; choose from "
                          f"{', '.join(STEPS)} or none")
-    if "contrast" in names and "intensity" in names:
-        raise InputError("--synthetic_steps", "give contrast (the prior alone) or intensity (prior and "
-                         "random), not both")
+    if sum(s in names for s in ("contrast", "intensity", "hu")) > 1:
+        raise InputError("--synthetic_steps", "give one of contrast (the prior alone), intensity (prior and "
+                         "random, with texture) and hu (prior and random, the phantom's texture)")
     return tuple(s for s in STEPS if s in names)
 
 
@@ -220,7 +221,7 @@ class SliceGenerator:
             randomised = rng.random() < self.intensity_fraction
         if "contrast" in self.steps:
             lut = intensity.realistic_values(rng)
-        elif randomised:
+        elif randomised or "hu" in self.steps:
             lut = intensity.realistic_values(rng) if rng.random() < 0.5 else intensity.random_values(rng)
         else:
             lut = value_table(rng, "ct")

@@ -88,10 +88,10 @@ class CaiConfig(SharedConfig):
                                 choices=("cache", "synthetic"))
     synthetic_steps: str = setting("intensity,resolution,deformation",
                                    "Randomisation steps of --train_images=synthetic, comma list of "
-                                   "intensity, texture, window, resolution, deformation, shapes (contrast instead of "
+                                   "intensity, hu, texture, window, resolution, deformation, shapes (contrast instead of "
                                    "intensity: the contrast-phase HU prior alone, without the random half; "
-                                   "texture: intensity's random texture and within-organ fields on the "
-                                   "phantom's HU; window: a random gain and offset of every HU value alone; "
+                                   "hu and texture: intensity split in two, its HU draws on the phantom's "
+                                   "texture and its texture draws on the phantom's HU; window: a random gain and offset of every HU value alone; "
                                    "shapes: procedural gland "
                                    "variety, and the glands of --shape_dir when given), or none (the "
                                    "phantom's own look).")
