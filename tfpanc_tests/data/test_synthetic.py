@@ -141,15 +141,16 @@ def test_intensity_step_varies_the_pancreas(bank):
 @pytest.mark.parametrize("fraction", [0.0, 0.3, 1.0])
 def test_intensity_fraction_gives_that_share_the_drawn_look(bank, fraction):
     gen = SliceGenerator(bank, ("intensity",), size=64, intensity_fraction=fraction)
-    draws = [gen._lookup(np.random.default_rng(i)) for i in range(200)]
+    draws = [gen.draw_appearance(np.random.default_rng(i)) for i in range(200)]
     # The phantom's look: its texture at 100 HU per unit everywhere, no within-organ field.
     phantom_look = [bool(np.all(tex == 100.0) and not sub.any()) for _, tex, sub in draws]
     assert abs(np.mean(phantom_look) - (1 - fraction)) < 0.1
 
 
 def test_texture_step_varies_texture_and_keeps_the_phantom_hu(bank):
-    plain = [SliceGenerator(bank, (), size=64)._lookup(np.random.default_rng(i)) for i in range(20)]
-    textured = [SliceGenerator(bank, ("texture",), size=64)._lookup(np.random.default_rng(i)) for i in range(20)]
+    plain_gen, textured_gen = SliceGenerator(bank, (), size=64), SliceGenerator(bank, ("texture",), size=64)
+    plain = [plain_gen.draw_appearance(np.random.default_rng(i)) for i in range(20)]
+    textured = [textured_gen.draw_appearance(np.random.default_rng(i)) for i in range(20)]
     for (lut, tex, sub), (lut_t, tex_t, sub_t) in zip(plain, textured):
         assert np.array_equal(lut, lut_t)   # the phantom's HU draw, unchanged
         assert np.all(tex == 100.0) and not sub.any()
@@ -157,7 +158,7 @@ def test_texture_step_varies_texture_and_keeps_the_phantom_hu(bank):
 
 
 def test_hu_step_draws_the_hu_and_keeps_the_phantom_texture(bank):
-    draws = [SliceGenerator(bank, ("hu",), size=64)._lookup(np.random.default_rng(i)) for i in range(20)]
+    draws = [SliceGenerator(bank, ("hu",), size=64).draw_appearance(np.random.default_rng(i)) for i in range(20)]
     assert np.ptp([lut[Tissue.PANCREAS] for lut, _, _ in draws]) > 100
     assert all(np.all(tex == 100.0) and not sub.any() for _, tex, sub in draws)
 

@@ -214,7 +214,8 @@ class SliceGenerator:
             z = entry.origin[2] + rng.uniform(0, entry.shape[2] * sp[2])
         return xy, z + rng.uniform(-0.5, 0.5) * sp[2]
 
-    def _lookup(self, rng):
+    def draw_appearance(self, rng):
+        """One sample's ``(HU per tissue, texture gain per tissue, within-organ field amplitude per tissue)``."""
         randomised = "intensity" in self.steps
         # Drawn only for a mix, so that runs without one keep their random stream.
         if randomised and self.intensity_fraction < 1:
@@ -242,7 +243,7 @@ class SliceGenerator:
         (cx, cy), cz = self._centre(rng, a, tissue)
         pixel = OUTPUT_SPACING / SUPERSAMPLE
         dx, dy, tilt = plane_coordinates(rng, self.size, pixel, "deformation" in self.steps)
-        lut, tex_gain, sub_gain = self._lookup(rng)
+        lut, tex_gain, sub_gain = self.draw_appearance(rng)
         n = self.size * SUPERSAMPLE
         subclass = smooth_field(rng, (n, n), rng.uniform(1.5, 4.0)) if sub_gain.any() else None
         subs = max(1, math.ceil(acq.thickness / sp[2]))
