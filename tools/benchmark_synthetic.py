@@ -30,6 +30,8 @@ flags.DEFINE_integer("samples", 100, "Samples rendered per step set.")
 flags.DEFINE_integer("size", 128, "Output slice size.")
 flags.DEFINE_integer("batch_size", 8, "Training batch.")
 flags.DEFINE_integer("train_steps", 30, "Timed training steps (after 3 warm-up steps).")
+flags.DEFINE_list("extra_steps", [], "More step sets to time beside the ladder's, each as steps joined by "
+                  "'+' (e.g. hu+shapes,texture+shapes).")
 
 LADDER = ((), ("intensity",), ("intensity", "resolution"), ("intensity", "resolution", "deformation"))
 
@@ -73,7 +75,10 @@ def main(argv):
     print(f"bank {FLAGS.bank}: {len(bank)} anatomies; {FLAGS.samples} samples of {FLAGS.size}x{FLAGS.size}x3 "
           "per step set, CPU time of this process")
     rates = {}
-    for steps in LADDER:
+    from tfpanc.data.synthetic.slice_generator import parse_steps
+
+    extra = tuple(parse_steps(text.replace("+", ",")) for text in FLAGS.extra_steps)
+    for steps in LADDER + extra:
         rates[steps] = generation_rate(bank, steps, FLAGS.samples, FLAGS.size)
         print(f"  {'+'.join(steps) or 'phantom look':38s} {rates[steps]:6.1f} samples/s per core "
               f"({1000 / rates[steps]:.0f} ms/sample)")
