@@ -70,14 +70,18 @@ def training_rate(size, batch, steps):
 def main(argv):
     del argv
     from tfpanc.data.synthetic.bank import AnatomyBank
+    from tfpanc.data.synthetic.slice_generator import parse_steps
+    from tfpanc.errors import InputError
+
+    try:
+        extra = tuple(parse_steps(text.replace("+", ",")) for text in FLAGS.extra_steps)
+    except InputError as err:
+        raise SystemExit(f"error: --extra_steps: {err.problem}") from None
 
     bank = AnatomyBank(FLAGS.bank)
     print(f"bank {FLAGS.bank}: {len(bank)} anatomies; {FLAGS.samples} samples of {FLAGS.size}x{FLAGS.size}x3 "
           "per step set, CPU time of this process")
     rates = {}
-    from tfpanc.data.synthetic.slice_generator import parse_steps
-
-    extra = tuple(parse_steps(text.replace("+", ",")) for text in FLAGS.extra_steps)
     for steps in LADDER + extra:
         rates[steps] = generation_rate(bank, steps, FLAGS.samples, FLAGS.size)
         print(f"  {'+'.join(steps) or 'phantom look':38s} {rates[steps]:6.1f} samples/s per core "
