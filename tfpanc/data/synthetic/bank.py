@@ -12,7 +12,12 @@ the bank holds:
 * ``NNN.texture.npy``: float16, the sum of the phantom's texture layers in
   units of 100 HU (pancreas lobules and clefts, organ mottling, fat
   stranding), which the generator scales per tissue and per sample;
-* ``bank.json``: grid, the slices holding pancreas, the shape source.
+* ``bank.json``: grid, the slices holding pancreas, the shape source;
+* ``NNN.fill_tissue.npy`` and ``NNN.fill_distance.npy`` (uint8), only once
+  the ``lean`` step asks for them (:meth:`AnatomyBank.ensure_fat_fill`):
+  per fat voxel the nearest organ and its distance
+  (:func:`tfpanc.data.synthetic.lean.fat_fill`), derived from the tissue
+  map, so older banks gain them without a rebuild.
 
 With ``shape_variety`` each gland is varied procedurally, and with
 ``shape_dir`` the phantom's own pancreas is first replaced by a label map
@@ -41,6 +46,7 @@ from tfpanc.result_files import read_json, sweep_temporaries, write_json, write_
 BANK_SPACING = (1.25, 1.25, 1.5)   # mm; finer than the generator's output, so partial volume is real
 SLAB_MARGIN_MM = 40.0
 BANK_VERSION = 1
+FAT_FILL_KINDS = ("fill_tissue", "fill_distance")
 _COARSE_SHAPE = (32, 32, 200)      # planning grid used to find the pancreas's z-range
 
 
@@ -123,14 +129,34 @@ class AnatomyBank:
 
     def arrays(self, i):
         """Memory-mapped ``(tissue, texture)`` of anatomy ``i``."""
+        return self._open(i, ("tissue", "texture"))
+
+    def fat_fill_arrays(self, i):
+        """Memory-mapped ``(fill_tissue, fill_distance)`` of anatomy ``i`` (see :meth:`ensure_fat_fill`)."""
+        return self._open(i, FAT_FILL_KINDS, "run with the lean step once to add them")
+
+    def ensure_fat_fill(self, log=None):
+        """Computes the ``lean`` step's arrays of every anatomy that lacks them (about 4 s each)."""
+        from tfpanc.data.synthetic.lean import fat_fill
+
+        for i, entry in enumerate(self.entries):
+            if all((self.root / f"{entry.name}.{kind}.npy").exists() for kind in FAT_FILL_KINDS):
+                continue
+            tissue, _ = self.arrays(i)
+            for kind, array in zip(FAT_FILL_KINDS, fat_fill(np.asarray(tissue), self.spacing)):
+                write_with(self.root / f"{entry.name}.{kind}.npy", lambda t, a=array: np.save(t, a), ".npy")
+            if log:
+                log(f"bank: fat fill of anatomy {i + 1}/{len(self)} (lean step)")
+
+    def _open(self, i, kinds, hint=""):
         name = self.entries[i].name
         out = []
-        for kind in ("tissue", "texture"):
+        for kind in kinds:
             path = self.root / f"{name}.{kind}.npy"
             try:
                 array = np.load(path, mmap_mode="r", allow_pickle=False)
             except (OSError, ValueError) as e:
-                raise InputError(path, f"cannot read bank array: {e}") from None
+                raise InputError(path, f"cannot read bank array: {e}" + (f"; {hint}" if hint else "")) from None
             if array.shape != self.entries[i].shape:
                 raise InputError(path, f"shape {array.shape}, bank.json says {self.entries[i].shape}")
             out.append(array)

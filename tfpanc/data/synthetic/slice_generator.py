@@ -37,6 +37,9 @@ steps of the ablation ladder switch groups of this on (:data:`STEPS`):
 * ``deformation``: random affine (rotation +-15 deg, scale 0.85-1.15 per
   axis, shear +-0.1, plane tilt +-5 deg) and an elastic field (cubic
   B-spline-like upsampling of a coarse random displacement, up to 4 mm);
+* ``lean``: the organs reach into the intra-abdominal fat around them by
+  0 to 8 mm a sample, so the pancreas touches bowel, vessels and stomach
+  as in lean patients (:mod:`tfpanc.data.synthetic.lean`);
 * ``shapes``: not a rendering step: the bank's glands are varied
   procedurally, and replaced by the label maps of ``--shape_dir`` when
   given (:mod:`tfpanc.data.synthetic.shapes`).
@@ -59,10 +62,10 @@ from scipy import ndimage as ndi
 from tfpanc.data.intensity import IntensityNormalizer
 from tfpanc.data.phantom.appearance import blur, noise_gain
 from tfpanc.data.phantom.tissues import Tissue, value_table
-from tfpanc.data.synthetic import intensity
+from tfpanc.data.synthetic import intensity, lean
 from tfpanc.errors import InputError
 
-STEPS = ("contrast", "intensity", "hu", "texture", "window", "resolution", "deformation", "shapes")
+STEPS = ("contrast", "intensity", "hu", "texture", "window", "resolution", "deformation", "lean", "shapes")
 OUTPUT_SPACING = 400.0 / 256  # mm: the in-plane pixel of tfpanc's 256 x 256 phantom slices
 PHANTOM_SLICE_MM = 2.0
 PHANTOM_PSF_MM = 0.45
@@ -245,6 +248,8 @@ class SliceGenerator:
         dx, dy, tilt = plane_coordinates(rng, self.size, pixel, "deformation" in self.steps)
         lut, tex_gain, sub_gain = self.draw_appearance(rng)
         n = self.size * SUPERSAMPLE
+        fill = self.bank.fat_fill_arrays(a) if "lean" in self.steps else None
+        reach = lean.draw_reach(rng) if fill is not None else 0
         subclass = smooth_field(rng, (n, n), rng.uniform(1.5, 4.0)) if sub_gain.any() else None
         subs = max(1, math.ceil(acq.thickness / sp[2]))
         offsets = (np.arange(subs) + 0.5) / subs * acq.thickness - acq.thickness / 2
@@ -257,8 +262,10 @@ class SliceGenerator:
                 coords = np.stack([(cx + dx - entry.origin[0]) / sp[0], (cy + dy - entry.origin[1]) / sp[1],
                                    (z - entry.origin[2]) / sp[2]])
                 idx = nearest_voxels(coords, tissue.shape)
-                t = tissue[idx]
-                values = lut[t] + tex_gain[t] * texture[idx]
+                t, tex = tissue[idx], texture[idx]
+                if fill is not None:
+                    t, tex = lean.lean_tissue(t, tex, fill[0][idx], fill[1][idx], reach)
+                values = lut[t] + tex_gain[t] * tex
                 if subclass is not None:
                     values += sub_gain[t] * subclass
                 acc += values

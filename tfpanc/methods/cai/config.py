@@ -88,11 +88,12 @@ class CaiConfig(SharedConfig):
                                 choices=("cache", "synthetic"))
     synthetic_steps: str = setting("intensity,resolution,deformation",
                                    "Randomisation steps of --train_images=synthetic, comma list of "
-                                   "intensity, hu, texture, window, resolution, deformation, shapes "
+                                   "intensity, hu, texture, window, resolution, deformation, lean, shapes "
                                    "(contrast instead of intensity: the contrast-phase HU prior alone, "
                                    "without the random half; hu and texture: intensity split in two, its HU "
                                    "draws on the phantom's texture and its texture draws on the phantom's "
-                                   "HU; window: a random gain and offset of every HU value alone; shapes: "
+                                   "HU; window: a random gain and offset of every HU value alone; lean: the "
+                                   "organs reach 0-8 mm into the fat around them; shapes: "
                                    "procedural gland variety, and the glands of --shape_dir when given), "
                                    "or none (the phantom's own look).")
     synthetic_bank: str = setting("cache/synthetic_bank", "Anatomy bank folder; built there on first use.")
