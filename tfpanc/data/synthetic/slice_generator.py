@@ -201,6 +201,8 @@ class SliceGenerator:
         self.size = int(size)
         self.positive_fraction = float(positive_fraction)
         self.normalizer = IntensityNormalizer("ct", window=tuple(window))
+        if "lean" in self.steps:
+            bank.ensure_fat_fill()  # once per bank; a no-op when its arrays are there
 
     def _centre(self, rng, a, tissue):
         entry = self.bank.entries[a]
