@@ -63,9 +63,9 @@ def bank_shares(root, reaches_mm, inner, outer):
             if mask.sum() < FLAGS.min_pixels:
                 continue
             band = ring(mask, bank.spacing[:2], inner, outer)
+            tex, fill_t, fill_d = (np.asarray(a[:, :, k]) for a in (texture, fill_tissue, fill_distance))
             for r in reaches_mm:
-                leaned, _ = lean_tissue(t, np.asarray(texture[:, :, k]), fill_tissue[:, :, k],
-                                        fill_distance[:, :, k], int(round(r / DISTANCE_UNIT_MM)))
+                leaned, _ = lean_tissue(t, tex, fill_t, fill_d, int(round(r / DISTANCE_UNIT_MM)))
                 out[r].append(float(np.isin(leaned[band], fat).mean()))
     return out
 

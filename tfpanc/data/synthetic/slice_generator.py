@@ -185,6 +185,7 @@ class SliceGenerator:
         window: the CT window the output is normalised with.
         intensity_fraction: with the ``intensity`` step, the share of
             samples it draws; the others keep the phantom's look.
+        log: optional progress callback (the ``lean`` step's one-off fill of the bank).
 
     Example:
     >>> generator = SliceGenerator(bank, ("intensity",), size=128)      # doctest: +SKIP
@@ -194,7 +195,7 @@ class SliceGenerator:
     """
 
     def __init__(self, bank, steps, size=128, positive_fraction=0.5, window=(-100.0, 240.0),
-                 intensity_fraction=1.0):
+                 intensity_fraction=1.0, log=None):
         self.bank = bank
         self.steps = tuple(steps)
         self.intensity_fraction = float(intensity_fraction)
@@ -202,7 +203,7 @@ class SliceGenerator:
         self.positive_fraction = float(positive_fraction)
         self.normalizer = IntensityNormalizer("ct", window=tuple(window))
         if "lean" in self.steps:
-            bank.ensure_fat_fill()  # once per bank; a no-op when its arrays are there
+            bank.ensure_fat_fill(log)  # once per bank; a no-op when its arrays are there
 
     def _centre(self, rng, a, tissue):
         entry = self.bank.entries[a]

@@ -30,14 +30,12 @@ def synthetic_sampler(cfg, cache, train_ids, size, cache_sampler, log):
     bank = build_bank(cfg.synthetic_bank, cfg.synthetic_anatomies, seed=cfg.phantom_seed + 1000,
                       shape_dir=cfg.shape_dir or None, shape_label=cfg.shape_label,
                       shape_variety="shapes" in steps, log=log)
-    if "lean" in steps:
-        bank.ensure_fat_fill(log)
     log(f"synthetic training images: {len(bank)} bank anatomies in {cfg.synthetic_bank}, steps "
         f"{', '.join(steps) or 'none (the phantom look)'}, {cfg.synthetic_cache_fraction:g} from the cache, "
         f"{cfg.single_slice_fraction:g} as one slice three times"
         + (f", {cfg.synthetic_intensity_fraction:g} with the intensity draws" if "intensity" in steps else ""))
     generator = SliceGenerator(bank, steps, size=size, positive_fraction=cfg.positive_fraction,
-                               window=cfg.window, intensity_fraction=cfg.synthetic_intensity_fraction)
+                               window=cfg.window, intensity_fraction=cfg.synthetic_intensity_fraction, log=log)
     return SyntheticSliceSampler(generator, seed=cfg.seed, cache_sampler=cache_sampler,
                                  cache_fraction=cfg.synthetic_cache_fraction,
                                  epoch_size=cfg.steps_per_epoch * cfg.batch_size,
